@@ -1,0 +1,24 @@
+"""``python -m benchmarks NAME [--quick] [--device cpu|cuda]``: one JSON object per figure."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from emulator.device import choose_device
+
+BENCHMARKS = ("model_throughput",)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("name", choices=BENCHMARKS)
+    parser.add_argument("--quick", action="store_true", help="a run of under a minute on two CPU cores")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    args = parser.parse_args()
+    module = importlib.import_module(f"benchmarks.{args.name}")
+    module.run(args.quick, choose_device(args.device))
+
+
+if __name__ == "__main__":
+    main()

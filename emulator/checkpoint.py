@@ -1,0 +1,117 @@
+"""Self-contained checkpoints: one safetensors file, weights plus JSON metadata.
+
+The metadata holds the resolved config, the normalizer, the channel lists, the
+grid, the training step and the software version, so a checkpoint needs nothing
+else to forecast. Loading never unpickles: safetensors stores raw tensors and
+strings only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from emulator import __version__
+from emulator.config import Config, config_from_dict
+from emulator.data.normalizer import FIELDS, Normalizer
+from emulator.errors import EmulatorError
+from emulator.files import atomic_path
+from emulator.grid import Grid
+from emulator.models.registry import build_model
+
+FORMAT = "emulator-checkpoint-1"
+
+
+@dataclass
+class Checkpoint:
+    config: Config
+    normalizer: Normalizer
+    prognostic: list[str]
+    forcing: list[str]
+    grid: Grid
+    model: nn.Module
+    step: int
+    version: str = __version__
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a temporary file renamed on success."""
+        metadata = {
+            "format": FORMAT,
+            "config": self.config.model_dump_json(),
+            "normalizer": json.dumps(
+                {
+                    "channels": list(self.normalizer.channels),
+                    **{name: getattr(self.normalizer, name).tolist() for name in FIELDS},
+                }
+            ),
+            "prognostic": json.dumps(self.prognostic),
+            "forcing": json.dumps(self.forcing),
+            "grid": json.dumps(self.grid.to_dict()),
+            "step": str(self.step),
+            "version": self.version,
+        }
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.model.state_dict().items()}
+        with atomic_path(path) as temporary:
+            save_file(tensors, str(temporary), metadata=metadata)
+        return Path(path)
+
+
+def build_for(config: Config, prognostic: list[str], forcing: list[str], grid: Grid) -> nn.Module:
+    """The network of ``config.model`` for these channels and grid."""
+    return build_model(config.model, len(prognostic) + len(forcing), len(prognostic), grid)
+
+
+def _read_metadata(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    if not path.is_file():
+        raise EmulatorError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise EmulatorError(f"{path}: not a readable checkpoint ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise EmulatorError(f"{path}: not an emulator checkpoint (format {metadata.get('format')!r})")
+    return metadata, tensors
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint and rebuild its model; refuse weights that do not fit it."""
+    path = Path(path)
+    metadata, tensors = _read_metadata(path)
+    config = config_from_dict(json.loads(metadata["config"]), f"{path} (embedded config)")
+    stats = json.loads(metadata["normalizer"])
+    normalizer = Normalizer(tuple(stats["channels"]), *(np.asarray(stats[name]) for name in FIELDS))
+    prognostic, forcing = json.loads(metadata["prognostic"]), json.loads(metadata["forcing"])
+    grid = Grid(**json.loads(metadata["grid"]))
+    model = build_for(config, prognostic, forcing, grid)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [name for name in expected if name in tensors and tensors[name].shape != expected[name].shape]
+    if missing or unexpected or mismatched:
+        detail = "; ".join(
+            f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+            if names
+        )
+        raise EmulatorError(f"{path}: weights do not fit the {config.model.name} architecture ({detail})")
+    model.load_state_dict(tensors)
+    return Checkpoint(config, normalizer, prognostic, forcing, grid, model, int(metadata["step"]), metadata["version"])
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file, for provenance."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,191 @@
+"""The ``emulator`` command: one subcommand per job, one clear line on error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from emulator import __version__
+from emulator.config import Config, load_config
+from emulator.errors import EmulatorError
+from emulator.files import atomic_path
+
+LOG = logging.getLogger("emulator")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config, args.set)
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from emulator.world.store import write_world_store
+
+    config = _config(args)
+    if config.world is None:
+        raise EmulatorError(f"{args.config}: world: section missing (synth needs it)")
+    path = write_world_store(config.world, args.output or config.data.store, overwrite=args.overwrite)
+    print(f"store: {path}")
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from emulator.data.source import ZarrSource
+    from emulator.data.statistics import compute_statistics
+
+    config = _config(args)
+    data = config.data
+    source = ZarrSource(data.store, data.prognostic + data.forcing)
+    normalizer = compute_statistics(source, source.period_indices(data.train_period))
+    path = normalizer.save(args.output or f"{data.store.rstrip('/')}.stats.nc")
+    print(f"store: {data.store}: {len(source)} times, grid {source.grid.nlat}x{source.grid.nlon} {source.grid.kind}")
+    print(f"statistics: {path}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from emulator.evaluation import evaluate_forecast
+
+    scores = evaluate_forecast(args.forecast, args.store)
+    with atomic_path(args.output) as temporary:
+        scores.to_netcdf(temporary)
+    print(f"scores: {args.output}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from emulator.training.train import train
+
+    config = _config(args)
+    path = train(config, device=args.device)
+    print(f"checkpoint: {path}")
+
+
+def _forecast(args: argparse.Namespace) -> None:
+    from emulator.forecast import run_forecast
+
+    config = _config(args)
+    products = run_forecast(
+        config,
+        checkpoint=args.checkpoint,
+        init_time=args.init_time,
+        lead_steps=args.lead_steps,
+        output_dir=args.output,
+        device=args.device,
+    )
+    for name, path in products.items():
+        print(f"{name}: {path}")
+
+
+def _spectra(args: argparse.Namespace) -> None:
+    from emulator.io.spectra_writer import write_spectra
+
+    print(f"spectra: {write_spectra(args.forecast, args.output)}")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from emulator.plotting import plot_products
+
+    for path in plot_products(
+        args.forecast, args.spectra, args.output, channel=args.channel, lead_index=args.lead_index
+    ):
+        print(f"plot: {path}")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config file (see configs/)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. train.learning_rate=1e-4 (repeatable)",
+    )
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (auto: cuda if available)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emulator", description="Autoregressive weather and climate emulator on the sphere."
+    )
+    parser.add_argument("--version", action="version", version=f"emulator {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], None], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command(
+        "synth", _synth, "Simulate the built-in shallow-water world and write it as a reanalysis-layout Zarr store."
+    )
+    _add_config(sub)
+    sub.add_argument("--output", help="store path (default: data.store of the config)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing store")
+
+    sub = command(
+        "ingest", _ingest, "Validate a store against a data config and compute normalization statistics with dask."
+    )
+    _add_config(sub)
+    sub.add_argument("--output", help="statistics file (NetCDF; default: beside the store)")
+
+    sub = command("train", _train, "Train a model on the config's store; writes a self-contained checkpoint.")
+    _add_config(sub)
+    _add_device(sub)
+
+    sub = command(
+        "forecast",
+        _forecast,
+        "Roll a checkpoint out from an initial time of the store; writes forecast and spectra NetCDF.",
+    )
+    _add_config(sub)
+    _add_device(sub)
+    sub.add_argument("--checkpoint", help="checkpoint file (default: forecast.checkpoint)")
+    sub.add_argument(
+        "--init-time", help="initial time in the store, ISO 8601, or 'latest' (default: forecast.init_time)"
+    )
+    sub.add_argument("--lead-steps", type=int, help="number of autoregressive steps (default: forecast.lead_steps)")
+    sub.add_argument("--output", help="output directory (default: forecast.output_dir)")
+
+    sub = command("spectra", _spectra, "Compute power spectra per spherical-harmonic degree of a forecast NetCDF file.")
+    sub.add_argument("forecast", help="forecast NetCDF file")
+    sub.add_argument("--output", required=True, help="spectra NetCDF file to write")
+
+    sub = command(
+        "evaluate", _evaluate, "Score a forecast NetCDF against the truth in a store (area-weighted RMSE, persistence)."
+    )
+    sub.add_argument("forecast", help="forecast NetCDF file")
+    sub.add_argument("--store", required=True, help="truth Zarr store")
+    sub.add_argument("--output", required=True, help="scores NetCDF file to write")
+
+    sub = command("plot", _plot, "Draw a map (cartopy) and an energy spectrum (log-log) as PNG.")
+    sub.add_argument("forecast", help="forecast NetCDF file")
+    sub.add_argument("--spectra", help="spectra NetCDF file (default: no spectrum plot)")
+    sub.add_argument("--output", required=True, help="directory for the PNG files")
+    sub.add_argument("--channel", help="channel to map (default: the first)")
+    sub.add_argument("--lead-index", type=int, default=-1, help="lead step to map (default: the last)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        args.run(args)
+    except EmulatorError as error:
+        print(f"emulator {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"emulator {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

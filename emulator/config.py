@@ -1,0 +1,142 @@
+"""Typed, strict configuration: YAML in, validated objects out.
+
+Every section forbids unknown keys; a bad key or value becomes an
+:class:`~emulator.errors.EmulatorError` naming the file and the dotted key.
+Overrides use one syntax, ``section.key=value`` (the value parsed as YAML).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from emulator.errors import EmulatorError
+from emulator.models.registry import ModelConfig
+from emulator.schema import Strict
+from emulator.world.shallow_water import WorldPhysics
+
+
+class WorldConfig(Strict):
+    """How ``emulator synth`` writes the built-in shallow-water world."""
+
+    seed: int = 0
+    start: str = "2000-01-01T00:00"
+    spinup_days: int = Field(40, ge=0)
+    record_days: float = Field(120.0, gt=0)
+    output_interval_hours: int = Field(6, gt=0)
+    physics: WorldPhysics = WorldPhysics()
+
+    @model_validator(mode="after")
+    def _interval_is_whole_steps(self) -> WorldConfig:
+        steps = self.output_interval_hours * 3600 / self.physics.dt_seconds
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError("output_interval_hours must be a whole number of physics.dt_seconds")
+        return self
+
+
+Period = tuple[str, str]
+
+
+class DataConfig(Strict):
+    """Which store, which channels, and how time is split."""
+
+    store: str
+    prognostic: list[str] = Field(min_length=1)
+    forcing: list[str] = Field(default_factory=list)
+    train_period: Period | None = None
+    validation_period: Period | None = None
+
+    @field_validator("train_period", "validation_period")
+    @classmethod
+    def _valid_period(cls, period: Period | None) -> Period | None:
+        if period is not None and pd.Timestamp(period[0]) > pd.Timestamp(period[1]):
+            raise ValueError(f"period starts after it ends: {period}")
+        return period
+
+
+class StepperConfig(Strict):
+    """Controls around the network; each is recorded in output attributes."""
+
+    residual: bool = True
+    divergence_guard: bool = True
+    max_abs_normalized: float = Field(50.0, gt=0)
+
+
+class TrainConfig(Strict):
+    seed: int = 0
+    batch_size: int = Field(8, gt=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    rollout_steps: int = Field(1, gt=0)
+    num_workers: int = Field(0, ge=0)
+    checkpoint: str = "checkpoints/model.ckpt"
+    log_every: int = Field(20, gt=0)
+
+
+class ForecastConfig(Strict):
+    checkpoint: str = "checkpoints/model.ckpt"
+    init_time: str = "latest"
+    lead_steps: int = Field(40, gt=0)
+    output_dir: str = "outputs"
+
+
+class Config(Strict):
+    """A whole run: data, model, stepper, training, forecast; ``world`` if synthetic."""
+
+    world: WorldConfig | None = None
+    data: DataConfig
+    model: ModelConfig
+    stepper: StepperConfig = StepperConfig()
+    train: TrainConfig = TrainConfig()
+    forecast: ForecastConfig = ForecastConfig()
+
+
+def _apply_override(tree: dict[str, Any], override: str, source: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise EmulatorError(f"{source}: override {override!r} is not of the form section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise EmulatorError(f"{source}: override {key!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = yaml.safe_load(raw)
+
+
+def _format_error(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    return f"{source}: {where}: {message}"
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config safely, apply ``key=value`` overrides, validate strictly."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise EmulatorError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise EmulatorError(f"{path}: not valid YAML: {error}".splitlines()[0]) from None
+    if not isinstance(tree, dict):
+        raise EmulatorError(f"{path}: the top level must be a mapping of sections")
+    for override in overrides:
+        _apply_override(tree, override, str(path))
+    return config_from_dict(tree, str(path))
+
+
+def config_from_dict(tree: dict[str, Any], source: str) -> Config:
+    """Validate a config tree (as read from YAML or a checkpoint)."""
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        raise EmulatorError(_format_error(error, source)) from None

@@ -1,0 +1,1 @@
+"""Data access: stores, channels, normalization and training windows."""

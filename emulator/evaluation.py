@@ -1,0 +1,45 @@
+"""Score a forecast file against the truth in a store, next to persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from emulator.data.source import ZarrSource
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.io.forecast_reader import forecast_channels, open_forecast
+from emulator.metrics import rmse
+
+
+def evaluate_forecast(forecast_path: str | Path, store: str) -> xr.Dataset:
+    """Area-weighted RMSE of the forecast and of persistence, per channel and lead time.
+
+    Only lead times whose valid time is in the store are scored.
+    """
+    with open_forecast(forecast_path) as forecast:
+        fields = {name: field.isel(member=0, init_time=0).load() for name, field in forecast_channels(forecast).items()}
+        init = pd.Timestamp(forecast.init_time.values[0])
+        grid = Grid.from_coordinates(forecast.latitude.values, forecast.longitude.values, str(forecast_path))
+        leads = pd.to_timedelta(forecast.lead_time.values)
+    source = ZarrSource(store, list(fields))
+    if source.grid != grid:
+        raise EmulatorError(f"{forecast_path}: forecast grid differs from store {store} grid")
+    valid = [lead for lead in leads if init + lead in source.times]
+    if not valid:
+        raise EmulatorError(f"{forecast_path}: no lead time of the forecast is in store {store}")
+    truth = source.read([source.time_index(init + lead) for lead in valid])
+    initial = source.read([source.time_index(init)])
+    dims = ("lead_time", "channel", "latitude", "longitude")
+    coords = {"lead_time": valid, "channel": list(fields), "latitude": grid.latitudes, "longitude": grid.longitudes}
+    truth_array = xr.DataArray(truth, dims=dims, coords=coords)
+    model = xr.concat([f.sel(lead_time=valid) for f in fields.values()], dim="channel").transpose(*dims)
+    model = model.assign_coords(coords)
+    persistence = xr.DataArray(np.broadcast_to(initial, truth.shape), dims=dims, coords=coords)
+    return xr.Dataset(
+        {"rmse": rmse(model, truth_array, grid), "rmse_persistence": rmse(persistence, truth_array, grid)},
+        attrs={"forecast": Path(forecast_path).name, "truth_store": store, "init_time": init.isoformat()},
+    )

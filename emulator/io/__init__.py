@@ -1,0 +1,1 @@
+"""Writers of forecasts and spectra to NetCDF."""

@@ -1,0 +1,1 @@
+"""Networks from normalized tensors to normalized tensors, built by name."""

@@ -1,0 +1,115 @@
+"""Spherical Fourier Neural Operator (Bonev et al., 2023) on torch-harmonics transforms.
+
+``x (batch, in_channels, lat, lon) -> y (batch, out_channels, lat, lon)``, both
+normalized. Each block mixes globally on the sphere and pointwise in channels::
+
+    h = ISHT(W_l . SHT(x)) + A x        # spectral convolution, weights per degree l
+    y = x + MLP(norm(h))                 # pointwise MLP, residual path
+
+The spectral weights are complex matrices per total wavenumber ``l`` ("linear"
+weights, a Driscoll-Healy convolution), shared across orders ``m``, so a block is
+equivariant to rotations about the polar axis and the same weights apply on any
+grid whose transform resolves the truncation. The position embedding is a learned
+series in ``cos(k colatitude)``, so it too is defined on any grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch_harmonics import InverseRealSHT, RealSHT
+
+from emulator.grid import Grid
+from emulator.schema import Strict
+
+
+class SFNOConfig(Strict):
+    name: Literal["sfno"] = "sfno"
+    embed_dim: int = Field(64, gt=0)
+    num_layers: int = Field(4, gt=0)
+    mlp_ratio: float = Field(2.0, gt=0)
+    truncation: int | None = Field(
+        None, gt=0, description="degrees kept (non-inclusive, at most nlat); None: the grid's alias-free limit"
+    )
+    normalization: Literal["none", "instance"] = "none"
+    latitude_modes: int = Field(8, ge=0, description="cos(k colatitude) terms of the position embedding")
+
+    def build(self, in_channels: int, out_channels: int, grid: Grid) -> SFNO:
+        return SFNO(self, in_channels, out_channels, grid)
+
+
+def pointwise(in_channels: int, out_channels: int, gain: float = 1.0, bias: bool = True) -> nn.Conv2d:
+    """A channel mixing at every grid point (1x1 convolution), variance ``gain / in_channels``.
+
+    Measured on two CPU cores, a 1x1 ``Conv2d`` is as fast as or faster than the same
+    product written as a matmul, einsum or channels-last linear layer.
+    """
+    layer = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+    nn.init.normal_(layer.weight, std=math.sqrt(gain / in_channels))
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SpectralConvolution(nn.Module):
+    """``ISHT(W_l . SHT(x))`` with a complex ``(in, out)`` matrix per degree ``l``."""
+
+    def __init__(self, sht: RealSHT, isht: InverseRealSHT, channels: int) -> None:
+        super().__init__()
+        self.sht, self.isht = sht, isht
+        scale = math.sqrt(1.0 / channels)
+        self.weight = nn.Parameter(scale * torch.randn(channels, channels, sht.lmax, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        coefficients = self.sht(x.float())
+        weight = torch.view_as_complex(self.weight)
+        mixed = torch.einsum("bilm,iol->bolm", coefficients, weight)
+        return self.isht(mixed).to(dtype)
+
+
+class SFNOBlock(nn.Module):
+    def __init__(self, sht: RealSHT, isht: InverseRealSHT, config: SFNOConfig) -> None:
+        super().__init__()
+        width, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
+        self.spectral = SpectralConvolution(sht, isht, width)
+        self.skip = pointwise(width, width, bias=False)
+        self.norm = nn.InstanceNorm2d(width, affine=True) if config.normalization == "instance" else nn.Identity()
+        self.mlp = nn.Sequential(pointwise(width, hidden, gain=2.0), nn.GELU(), pointwise(hidden, width, gain=0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.spectral(x) + self.skip(x)
+        return x + self.mlp(self.norm(h))
+
+
+class SFNO(nn.Module):
+    """Encoder, ``num_layers`` spherical blocks, decoder; see the module docstring."""
+
+    def __init__(self, config: SFNOConfig, in_channels: int, out_channels: int, grid: Grid) -> None:
+        super().__init__()
+        self.config, self.grid = config, grid
+        lmax = min(config.truncation or grid.max_degree, grid.nlat)
+        mmax = min(lmax, grid.nlon // 2 + 1)
+        sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=mmax, grid=grid.kind)
+        isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=mmax, grid=grid.kind)
+        width, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
+        self.encoder = nn.Sequential(pointwise(in_channels, hidden, gain=2.0), nn.GELU(), pointwise(hidden, width))
+        colatitude = torch.deg2rad(90.0 - torch.as_tensor(grid.latitudes, dtype=torch.float32))
+        modes = torch.arange(config.latitude_modes, dtype=torch.float32)
+        self.latitude_basis: torch.Tensor
+        self.register_buffer("latitude_basis", torch.cos(modes[:, None] * colatitude[None]), persistent=False)
+        self.latitude_embedding = nn.Parameter(torch.zeros(width, config.latitude_modes))
+        self.blocks = nn.ModuleList(SFNOBlock(sht, isht, config) for _ in range(config.num_layers))
+        self.decoder = nn.Sequential(pointwise(width, hidden, gain=2.0), nn.GELU(), pointwise(hidden, out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != self.grid.shape:
+            raise ValueError(f"SFNO built for grid {self.grid.shape}, got input of shape {tuple(x.shape)}")
+        h = self.encoder(x) + (self.latitude_embedding @ self.latitude_basis)[None, :, :, None]
+        for block in self.blocks:
+            h = block(h)
+        return self.decoder(h)

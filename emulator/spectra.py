@@ -1,0 +1,62 @@
+"""Power spectra on the sphere, per spherical-harmonic degree.
+
+For a real field ``f = sum_lm c_lm Y_lm`` with orthonormal harmonics,
+``power(l) = (|c_l0|^2 + 2 sum_{m>0} |c_lm|^2) / (4 pi)``, so that
+``sum_l power(l)`` is the area mean of ``f^2`` (Parseval). The kinetic energy
+spectrum of a wind ``(u, v)`` comes from its vector transform: with velocity
+potential and stream function ``chi, psi`` (so divergence ``-l(l+1) chi_lm`` and
+vorticity ``-l(l+1) psi_lm`` on the unit sphere), ``E(l) = l(l+1)/2 *
+(power of chi + power of psi)``, summing to the area mean of ``(u^2 + v^2) / 2``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch_harmonics import RealSHT, RealVectorSHT
+
+from emulator.grid import Grid
+
+
+def _degree_power(coefficients: torch.Tensor) -> torch.Tensor:
+    """``(..., l, m)`` complex coefficients -> ``(..., l)`` power, orders ``m > 0`` counted twice."""
+    squared = coefficients.abs().square()
+    squared[..., 1:] *= 2.0
+    return squared.sum(dim=-1) / (4.0 * math.pi)
+
+
+class PowerSpectrum(nn.Module):
+    """``(..., lat, lon)`` fields -> ``(..., degree)`` power; see the module docstring."""
+
+    def __init__(self, grid: Grid) -> None:
+        super().__init__()
+        self.sht = RealSHT(grid.nlat, grid.nlon, lmax=grid.max_degree, mmax=grid.max_degree, grid=grid.kind)
+
+    @property
+    def degrees(self) -> int:
+        return self.sht.lmax
+
+    def forward(self, field: torch.Tensor) -> torch.Tensor:
+        return _degree_power(self.sht(field.double()))
+
+
+class KineticEnergySpectrum(nn.Module):
+    """``(..., 2, lat, lon)`` winds ``(u, v)`` -> ``(..., degree)`` kinetic energy."""
+
+    def __init__(self, grid: Grid) -> None:
+        super().__init__()
+        self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=grid.max_degree, mmax=grid.max_degree, grid=grid.kind)
+        degree = torch.arange(grid.max_degree, dtype=torch.float64)
+        self.eigenvalues: torch.Tensor
+        self.register_buffer("eigenvalues", degree * (degree + 1), persistent=False)
+
+    def forward(self, wind: torch.Tensor) -> torch.Tensor:
+        if wind.shape[-3] != 2:
+            raise ValueError(f"wind must have 2 components (u, v) before lat, lon; got shape {tuple(wind.shape)}")
+        # torch-harmonics' vector transform returns the coefficients of the scalar
+        # potentials (u = grad chi + k x grad psi on the unit sphere), and
+        # |grad Y_lm|^2 integrates to l (l + 1): E_l = l (l + 1) / 2 * (|chi_l|^2 + |psi_l|^2).
+        coefficients = self.vsht(wind.double())
+        return 0.5 * self.eigenvalues * _degree_power(coefficients).sum(dim=-2)

@@ -1,0 +1,1 @@
+"""The built-in world: a forced shallow-water simulation written as a reanalysis store."""

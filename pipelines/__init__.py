@@ -1,0 +1,1 @@
+"""Jobs that compose the library: synthesis, training, forecasts, the demo."""

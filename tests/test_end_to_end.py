@@ -1,0 +1,123 @@
+"""The whole chain through the CLI on a tiny world, and its one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from emulator.cli import main
+from emulator.io.forecast_reader import open_forecast
+
+SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "spectra", "evaluate", "plot"]
+
+
+def run(*args: str) -> int:
+    return main(list(args))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, world_store: Path) -> tuple[Path, Path]:
+    """A config file and the checkpoint trained by ``emulator train`` on the tiny world."""
+    import yaml
+
+    from tests.conftest import tiny_config_tree
+
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = workdir / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config_tree(world_store, workdir)))
+    assert run("train", "--config", str(config), "--device", "cpu") == 0
+    return config, workdir
+
+
+def test_train_writes_checkpoint_and_metrics(trained: tuple[Path, Path]) -> None:
+    _, workdir = trained
+    assert (workdir / "model.ckpt").is_file()
+    lines = (workdir / "model.metrics.csv").read_text().splitlines()
+    assert lines[0] == "step,epoch,learning_rate,train_loss,validation_loss"
+    validation = [float(line.split(",")[4]) for line in lines[1:] if line.split(",")[4]]
+    assert len(validation) == 2 and all(np.isfinite(validation))
+
+
+def test_forecast_spectra_plot_evaluate(
+    trained: tuple[Path, Path], world_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, workdir = trained
+    assert run("forecast", "--config", str(config), "--device", "cpu") == 0
+    forecast = workdir / "outputs" / "forecast_20000102T0000.nc"
+    spectra = workdir / "outputs" / "spectra_20000102T0000.nc"
+    with open_forecast(forecast) as ds:
+        assert ds.sizes["lead_time"] == 6 and ds.attrs["rollout_status"] == "complete: 6 steps"
+        assert "checkpoint_sha256" in ds.attrs and ds.attrs["stepper_residual"] == "True"
+        assert np.isfinite(ds.geopotential.values).all()
+    with xr.open_dataset(spectra) as ds:
+        assert ds.power.dims == ("channel", "member", "init_time", "lead_time", "degree")
+        assert "kinetic_energy" in ds and (ds.kinetic_energy.values >= 0).all()
+    assert run("spectra", str(forecast), "--output", str(workdir / "again.nc")) == 0
+    assert run("plot", str(forecast), "--spectra", str(spectra), "--output", str(workdir / "plots")) == 0
+    pngs = sorted(p.name for p in (workdir / "plots").glob("*.png"))
+    assert pngs == ["map_geopotential_250.png", "spectrum.png"]
+    assert all((workdir / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
+    assert run("evaluate", str(forecast), "--store", str(world_store), "--output", str(workdir / "scores.nc")) == 0
+    with xr.open_dataset(workdir / "scores.nc", decode_timedelta=True) as scores:
+        assert scores.rmse.dims == ("lead_time", "channel") and scores.sizes["lead_time"] == 6
+        assert (scores.rmse_persistence.isel(lead_time=0) > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("forecast", ["--set", "data.store=/nonexistent.zarr"], "/nonexistent.zarr: no Zarr store at this path"),
+        ("ingest", ["--set", "data.prognostic=[temperature@850]"], "variable 'temperature' not in store"),
+        ("forecast", ["--set", "data.prognostic=[geopotential@250]"], "checkpoint prognostic channels"),
+        ("forecast", ["--set", "forecast.init_time=1990-01-01"], "initial time 1990-01-01 00:00:00 not in store"),
+        ("train", ["--set", "train.lead_stepz=3"], "train.lead_stepz: unknown key"),
+        ("forecast", ["--set", "forecast.checkpoint=/absent.ckpt"], "/absent.ckpt: checkpoint not found"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(
+    trained: tuple[Path, Path], command: str, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = trained
+    assert run(command, "--config", str(config), *args) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"emulator {command}: error: ") and message in error[0]
+
+
+def test_ingest_writes_statistics(tiny_config_file: Path, tmp_path: Path) -> None:
+    assert run("ingest", "--config", str(tiny_config_file), "--output", str(tmp_path / "stats.nc")) == 0
+    with xr.open_dataset(tmp_path / "stats.nc") as stats:
+        assert (stats["std"] > 0).all() and stats.channel.size == 3
+
+
+def test_console_script_help_describes_every_subcommand() -> None:
+    script = Path(sys.executable).with_name("emulator")
+    top = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    for name in SUBCOMMANDS:
+        assert name in top
+        text = subprocess.run([str(script), name, "--help"], capture_output=True, text=True, check=True).stdout
+        assert text.startswith(f"usage: emulator {name}") and "options:" in text
+
+
+def test_notebook_executes_on_the_forecast_outputs(trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    config, workdir = trained
+    if not list((workdir / "outputs").glob("forecast_*.nc")):
+        assert run("forecast", "--config", str(config), "--device", "cpu") == 0
+    monkeypatch.setenv("EMULATOR_OUTPUTS", str(workdir / "outputs"))
+    notebook = nbformat.read("notebooks/forecast_products.ipynb", as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}
+    ).execute()
+    images = [
+        o
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == 2, "a map and a spectrum"
