@@ -22,6 +22,7 @@ from torch import nn
 from emulator import __version__
 from emulator.config import Config, config_from_dict
 from emulator.data.normalizer import FIELDS, Normalizer
+from emulator.data.source import ZarrSource
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.grid import Grid
@@ -106,6 +107,38 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise EmulatorError(f"{path}: weights do not fit the {config.model.name} architecture ({detail})")
     model.load_state_dict(tensors)
     return Checkpoint(config, normalizer, prognostic, forcing, grid, model, int(metadata["step"]), metadata["version"])
+
+
+def check_fits(checkpoint: Checkpoint, config: Config, source: ZarrSource, path: str) -> None:
+    """Refuse a checkpoint whose channels differ from the config's or whose grid differs from the store's."""
+    for kind, expected in (("prognostic", config.data.prognostic), ("forcing", config.data.forcing)):
+        trained = getattr(checkpoint, kind)
+        if trained != expected:
+            raise EmulatorError(f"{path}: checkpoint {kind} channels {trained} differ from the config's {expected}")
+    if checkpoint.grid != source.grid:
+        raise EmulatorError(
+            f"{path}: checkpoint grid {checkpoint.grid.nlat}x{checkpoint.grid.nlon} {checkpoint.grid.kind} "
+            f"differs from store {source.store} grid {source.grid.nlat}x{source.grid.nlon} {source.grid.kind}"
+        )
+
+
+def model_on_grid(checkpoint: Checkpoint, grid: Grid) -> nn.Module:
+    """The checkpoint's network rebuilt for another grid, with the same weights.
+
+    SFNO's spectral weights are per degree and its position embedding a series in
+    colatitude, so a model trained on one grid runs on any grid that resolves its
+    truncation; architectures with grid-shaped weights (AFNO) are refused.
+    """
+    model = build_for(checkpoint.config, checkpoint.prognostic, checkpoint.forcing, grid)
+    weights = checkpoint.model.state_dict()
+    mismatched = [name for name, tensor in model.state_dict().items() if tensor.shape != weights[name].shape]
+    if mismatched:
+        raise EmulatorError(
+            f"{checkpoint.config.model.name} weights depend on the grid ({', '.join(mismatched[:3])}): "
+            f"cannot run on {grid.nlat}x{grid.nlon} {grid.kind}"
+        )
+    model.load_state_dict(weights)
+    return model
 
 
 def file_hash(path: str | Path) -> str:

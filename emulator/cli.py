@@ -67,7 +67,24 @@ def _forecast(args: argparse.Namespace) -> None:
         config,
         checkpoint=args.checkpoint,
         init_time=args.init_time,
-        lead_steps=args.lead_steps,
+        lead=args.lead,
+        output_dir=args.output,
+        device=args.device,
+    )
+    for name, path in products.items():
+        print(f"{name}: {path}")
+
+
+def _ensemble(args: argparse.Namespace) -> None:
+    from emulator.ensemble import run_ensemble
+
+    config = _config(args)
+    products = run_ensemble(
+        config,
+        members=args.members,
+        checkpoint=args.checkpoint,
+        init_time=args.init_time,
+        lead=args.lead,
         output_dir=args.output,
         device=args.device,
     )
@@ -107,6 +124,19 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
+    _add_config(parser)
+    _add_device(parser)
+    parser.add_argument("--checkpoint", help="checkpoint file (default: forecast.checkpoint)")
+    parser.add_argument(
+        "--init-time", help="initial time in the store, ISO 8601, or 'latest' (default: forecast.init_time)"
+    )
+    parser.add_argument(
+        "--lead", help="lead: a number of steps or a duration such as 10d or 36h (default: forecast.lead_steps)"
+    )
+    parser.add_argument("--output", help="output directory (default: forecast.output_dir)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emulator", description="Autoregressive weather and climate emulator on the sphere."
@@ -142,14 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
         _forecast,
         "Roll a checkpoint out from an initial time of the store; writes forecast and spectra NetCDF.",
     )
-    _add_config(sub)
-    _add_device(sub)
-    sub.add_argument("--checkpoint", help="checkpoint file (default: forecast.checkpoint)")
-    sub.add_argument(
-        "--init-time", help="initial time in the store, ISO 8601, or 'latest' (default: forecast.init_time)"
+    _add_rollout_options(sub)
+
+    sub = command(
+        "ensemble",
+        _ensemble,
+        "Roll out an initial-condition ensemble (random-field perturbations); writes ensemble and spectra NetCDF.",
     )
-    sub.add_argument("--lead-steps", type=int, help="number of autoregressive steps (default: forecast.lead_steps)")
-    sub.add_argument("--output", help="output directory (default: forecast.output_dir)")
+    _add_rollout_options(sub)
+    sub.add_argument("--members", type=int, help="number of members, the control included (default: ensemble.members)")
 
     sub = command("spectra", _spectra, "Compute power spectra per spherical-harmonic degree of a forecast NetCDF file.")
     sub.add_argument("forecast", help="forecast NetCDF file")

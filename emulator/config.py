@@ -7,6 +7,7 @@ Overrides use one syntax, ``section.key=value`` (the value parsed as YAML).
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
+from emulator.perturbations import GaussianFieldPerturbationConfig
 from emulator.schema import Strict
 from emulator.world.shallow_water import WorldPhysics
 
@@ -76,6 +78,7 @@ class TrainConfig(Strict):
     rollout_steps: int = Field(1, gt=0)
     num_workers: int = Field(0, ge=0)
     checkpoint: str = "checkpoints/model.ckpt"
+    init_checkpoint: str | None = Field(None, description="fine-tune: start from these weights and statistics")
     log_every: int = Field(20, gt=0)
 
 
@@ -84,6 +87,14 @@ class ForecastConfig(Strict):
     init_time: str = "latest"
     lead_steps: int = Field(40, gt=0)
     output_dir: str = "outputs"
+
+
+class EnsembleConfig(Strict):
+    """Initial-condition ensemble: member 0 is the control, the others perturbed."""
+
+    members: int = Field(8, gt=0)
+    batch_size: int | None = Field(None, gt=0, description="members rolled out together; None: as many as fit")
+    perturbation: GaussianFieldPerturbationConfig = GaussianFieldPerturbationConfig()
 
 
 class Config(Strict):
@@ -95,6 +106,18 @@ class Config(Strict):
     stepper: StepperConfig = StepperConfig()
     train: TrainConfig = TrainConfig()
     forecast: ForecastConfig = ForecastConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
+
+
+def _plain(node: Any) -> Any:
+    """YAML reads unquoted timestamps as dates; the config keeps every time as an ISO string."""
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    if isinstance(node, datetime.date):
+        return node.isoformat()
+    return node
 
 
 def _apply_override(tree: dict[str, Any], override: str, source: str) -> None:
@@ -108,7 +131,7 @@ def _apply_override(tree: dict[str, Any], override: str, source: str) -> None:
         if not isinstance(child, dict):
             raise EmulatorError(f"{source}: override {key!r}: {part!r} is not a section")
         node = child
-    node[leaf] = yaml.safe_load(raw)
+    node[leaf] = _plain(yaml.safe_load(raw))
 
 
 def _format_error(error: ValidationError, source: str) -> str:
@@ -129,6 +152,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise EmulatorError(f"{path}: not valid YAML: {error}".splitlines()[0]) from None
     if not isinstance(tree, dict):
         raise EmulatorError(f"{path}: the top level must be a mapping of sections")
+    tree = _plain(tree)
     for override in overrides:
         _apply_override(tree, override, str(path))
     return config_from_dict(tree, str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +13,9 @@ import torch
 from tqdm import tqdm
 
 from emulator import __version__
-from emulator.checkpoint import Checkpoint, file_hash, load_checkpoint
+from emulator.checkpoint import Checkpoint, check_fits, file_hash, load_checkpoint
 from emulator.config import Config
+from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import time_step
 from emulator.device import choose_device
@@ -24,19 +26,6 @@ from emulator.io.spectra_writer import write_spectra
 from emulator.stepper import DivergenceError, Stepper
 
 LOG = logging.getLogger(__name__)
-
-
-def check_fits(checkpoint: Checkpoint, config: Config, source: ZarrSource, path: str) -> None:
-    """Refuse a checkpoint whose channels differ from the config's or whose grid differs from the store's."""
-    for kind, expected in (("prognostic", config.data.prognostic), ("forcing", config.data.forcing)):
-        trained = getattr(checkpoint, kind)
-        if trained != expected:
-            raise EmulatorError(f"{path}: checkpoint {kind} channels {trained} differ from the config's {expected}")
-    if checkpoint.grid != source.grid:
-        raise EmulatorError(
-            f"{path}: checkpoint grid {checkpoint.grid.nlat}x{checkpoint.grid.nlon} {checkpoint.grid.kind} "
-            f"differs from store {source.store} grid {source.grid.nlat}x{source.grid.nlon} {source.grid.kind}"
-        )
 
 
 def resolve_init_time(source: ZarrSource, init_time: str) -> pd.Timestamp:
@@ -60,15 +49,65 @@ def _forcings(
         yield normalizer.normalize(torch.from_numpy(source.read([start + step]))).to(device)
 
 
-def run_forecast(
-    config: Config,
-    checkpoint: str | None = None,
-    init_time: str | None = None,
-    lead_steps: int | None = None,
-    output_dir: str | None = None,
-    device: str = "auto",
-) -> dict[str, Path]:
-    """Roll the checkpoint out and write ``forecast_<init>.nc`` and ``spectra_<init>.nc``."""
+@dataclass
+class ForecastJob:
+    """A checkpoint, its store and an initial time, resolved and checked."""
+
+    config: Config
+    checkpoint_path: str
+    loaded: Checkpoint
+    source: ZarrSource
+    forcing_source: ZarrSource | None
+    init: pd.Timestamp
+    start: int
+    steps: int
+    interval: pd.Timedelta
+    device: torch.device
+    stepper: Stepper
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return self.loaded.normalizer.subset(self.loaded.prognostic)
+
+    def initial_state(self) -> torch.Tensor:
+        """The normalized state at the initial time, ``(1, channel, lat, lon)``."""
+        return self.normalizer.normalize(torch.from_numpy(self.source.read([self.start]))).to(self.device)
+
+    def attrs(self, title: str) -> dict[str, str]:
+        """Provenance for the output file."""
+        return {
+            "title": f"emulator {title} from {self.init.isoformat()}",
+            "source": f"emulator {__version__}",
+            "checkpoint": Path(self.checkpoint_path).name,
+            "checkpoint_sha256": file_hash(self.checkpoint_path),
+            "checkpoint_step": str(self.loaded.step),
+            "data_store": self.config.data.store,
+            "config": json.dumps(self.loaded.config.model_dump(mode="json")),
+            **self.stepper.controls(),
+        }
+
+
+def lead_steps(lead: int | str, interval: pd.Timedelta) -> int:
+    """Steps of ``interval`` in ``lead``: a count of steps, or a duration such as ``10d`` or ``36h``."""
+    if isinstance(lead, int) or str(lead).isdigit():
+        steps = int(lead)
+    else:
+        try:
+            duration = pd.Timedelta(str(lead))
+        except ValueError:
+            raise EmulatorError(f"lead {lead!r} is neither a number of steps nor a duration like 10d or 36h") from None
+        steps = int(duration / interval)
+        if duration % interval != pd.Timedelta(0):
+            raise EmulatorError(f"lead {lead} is not a whole number of {interval} steps")
+    if steps <= 0:
+        raise EmulatorError(f"lead {lead!r} must be at least one step")
+    return steps
+
+
+def prepare_forecast(
+    config: Config, checkpoint: str | None, init_time: str | None, lead: int | str | None, device: str
+) -> ForecastJob:
+    """Load and check everything a rollout needs; fail early with a clear message."""
     settings = config.forecast
     checkpoint_path = checkpoint or settings.checkpoint
     loaded = load_checkpoint(checkpoint_path)
@@ -76,39 +115,65 @@ def run_forecast(
     check_fits(loaded, config, source, checkpoint_path)
     forcing_source = ZarrSource(config.data.store, loaded.forcing) if loaded.forcing else None
     init = resolve_init_time(source, init_time or settings.init_time)
-    start = source.time_index(init)
-    steps = lead_steps or settings.lead_steps
-    interval = time_step(source.times)
     target = choose_device(device)
-
     prognostic = loaded.normalizer.subset(loaded.prognostic)
     stepper = Stepper(loaded.model, prognostic, loaded.config.stepper).to(target).eval()
-    initial = prognostic.normalize(torch.from_numpy(source.read([start]))).to(target)
-    out_dir = Path(output_dir or settings.output_dir)
-    stamp = init.strftime("%Y%m%dT%H%M")
-    forecast_path = out_dir / f"forecast_{stamp}.nc"
-    attrs = {
-        "title": f"emulator forecast from {init.isoformat()}",
-        "source": f"emulator {__version__}",
-        "checkpoint": Path(checkpoint_path).name,
-        "checkpoint_sha256": file_hash(checkpoint_path),
-        "checkpoint_step": str(loaded.step),
-        "data_store": config.data.store,
-        "config": json.dumps(loaded.config.model_dump(mode="json")),
-        **stepper.controls(),
-    }
-    LOG.info("forecast from %s, %d steps of %s", init, steps, interval)
-    with atomic_netcdf(forecast_path) as dataset:
-        writer = ForecastWriter(dataset, loaded.prognostic, source.attrs, loaded.grid, init, 1, attrs)
-        rollout = stepper.rollout(initial, _forcings(forcing_source, loaded, start, steps, target))
-        try:
-            for lead, state in enumerate(tqdm(rollout, total=steps, desc="forecast", unit="step")):
-                writer.write(
-                    lead, (lead + 1) * interval / pd.Timedelta(hours=1), prognostic.denormalize(state).cpu().numpy()
-                )
-        except DivergenceError as error:
-            dataset.setncattr("rollout_status", str(error))
-            raise EmulatorError(f"{error}; steps before it are in {forecast_path}.partial") from None
-        dataset.setncattr("rollout_status", f"complete: {steps} steps")
+    interval = time_step(source.times)
+    steps = lead_steps(lead or settings.lead_steps, interval)
+    start = source.time_index(init)
+    return ForecastJob(
+        config, checkpoint_path, loaded, source, forcing_source, init, start, steps, interval, target, stepper
+    )
+
+
+def roll_out_to_netcdf(
+    job: ForecastJob, initial: torch.Tensor, path: Path, attrs: dict[str, str], batch_size: int
+) -> Path:
+    """Roll out every member of ``initial`` ``(member, channel, lat, lon)``, ``batch_size`` at a time.
+
+    Each batch is written lead step by lead step; a divergence stops the job, and
+    the steps written before it stay readable in the ``.partial`` file.
+    """
+    members = initial.shape[0]
+    hours = job.interval / pd.Timedelta(hours=1)
+    LOG.info(
+        "%d member(s) from %s, %d steps of %s, %d at a time", members, job.init, job.steps, job.interval, batch_size
+    )
+    with atomic_netcdf(path) as dataset:
+        writer = ForecastWriter(
+            dataset, job.loaded.prognostic, job.source.attrs, job.loaded.grid, job.init, members, attrs
+        )
+        with tqdm(total=members * job.steps, desc=path.stem, unit="member-step") as progress:
+            for first in range(0, members, batch_size):
+                batch = slice(first, min(first + batch_size, members))
+                forcings = _forcings(job.forcing_source, job.loaded, job.start, job.steps, job.device)
+                try:
+                    for lead, state in enumerate(job.stepper.rollout(initial[batch], forcings)):
+                        writer.write(lead, (lead + 1) * hours, job.normalizer.denormalize(state).cpu().numpy(), batch)
+                        progress.update(batch.stop - batch.start)
+                except DivergenceError as error:
+                    dataset.setncattr("rollout_status", f"members {batch.start}-{batch.stop - 1}: {error}")
+                    raise EmulatorError(
+                        f"{error} (members {batch.start}-{batch.stop - 1}); steps before it are in {path}.partial"
+                    ) from None
+        dataset.setncattr("rollout_status", f"complete: {members} member(s), {job.steps} steps")
+    return path
+
+
+def run_forecast(
+    config: Config,
+    checkpoint: str | None = None,
+    init_time: str | None = None,
+    lead: int | str | None = None,
+    output_dir: str | None = None,
+    device: str = "auto",
+) -> dict[str, Path]:
+    """Roll the checkpoint out and write ``forecast_<init>.nc`` and ``spectra_<init>.nc``."""
+    job = prepare_forecast(config, checkpoint, init_time, lead, device)
+    out_dir = Path(output_dir or config.forecast.output_dir)
+    stamp = job.init.strftime("%Y%m%dT%H%M")
+    forecast_path = roll_out_to_netcdf(
+        job, job.initial_state(), out_dir / f"forecast_{stamp}.nc", job.attrs("forecast"), 1
+    )
     spectra_path = write_spectra(forecast_path, out_dir / f"spectra_{stamp}.nc")
     return {"forecast": forecast_path, "spectra": spectra_path}

@@ -39,6 +39,8 @@ class Stepper(nn.Module):
         self.register_buffer("residual_scale", scale[:, None, None], persistent=False)
 
     def step(self, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
+        """One step; a forcing with batch size one applies to every member of the batch."""
+        forcing = forcing.expand(state.shape[0], -1, -1, -1)
         output = self.model(torch.cat([state, forcing], dim=1))
         return state + self.residual_scale * output if self.config.residual else output
 

@@ -64,3 +64,13 @@ def test_world_interval_must_be_whole_solver_steps(tmp_path: Path) -> None:
     path = write(tmp_path, {**BASE, "world": {"output_interval_hours": 1, "physics": {"dt_seconds": 700}}})
     with pytest.raises(EmulatorError, match="whole number"):
         load_config(path)
+
+
+def test_unquoted_timestamps_stay_iso_strings(tmp_path: Path) -> None:
+    path = tmp_path / "times.yaml"
+    path.write_text(
+        "data: {store: x, prognostic: [a], train_period: [2000-01-01, 2000-02-01T06:00:00]}\nmodel: {name: sfno}\n"
+    )
+    config = load_config(path, ["forecast.init_time=2000-01-05"])
+    assert config.forecast.init_time == "2000-01-05"
+    assert config.data.train_period == ("2000-01-01", "2000-02-01T06:00:00")

@@ -11,7 +11,7 @@ import xarray as xr
 from emulator.cli import main
 from emulator.io.forecast_reader import open_forecast
 
-SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "spectra", "evaluate", "plot"]
+SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "ensemble", "spectra", "evaluate", "plot"]
 
 
 def run(*args: str) -> int:
@@ -49,7 +49,7 @@ def test_forecast_spectra_plot_evaluate(
     forecast = workdir / "outputs" / "forecast_20000102T0000.nc"
     spectra = workdir / "outputs" / "spectra_20000102T0000.nc"
     with open_forecast(forecast) as ds:
-        assert ds.sizes["lead_time"] == 6 and ds.attrs["rollout_status"] == "complete: 6 steps"
+        assert ds.sizes["lead_time"] == 6 and ds.attrs["rollout_status"] == "complete: 1 member(s), 6 steps"
         assert "checkpoint_sha256" in ds.attrs and ds.attrs["stepper_residual"] == "True"
         assert np.isfinite(ds.geopotential.values).all()
     with xr.open_dataset(spectra) as ds:
@@ -92,13 +92,15 @@ def test_ingest_writes_statistics(tiny_config_file: Path, tmp_path: Path) -> Non
         assert (stats["std"] > 0).all() and stats.channel.size == 3
 
 
-def test_console_script_help_describes_every_subcommand() -> None:
+def test_console_script_help_describes_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     script = Path(sys.executable).with_name("emulator")
     top = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
     for name in SUBCOMMANDS:
         assert name in top
-        text = subprocess.run([str(script), name, "--help"], capture_output=True, text=True, check=True).stdout
-        assert text.startswith(f"usage: emulator {name}") and "options:" in text
+        with pytest.raises(SystemExit) as exited:
+            main([name, "--help"])
+        text = capsys.readouterr().out
+        assert exited.value.code == 0 and text.startswith(f"usage: emulator {name}") and "options:" in text
 
 
 def test_notebook_executes_on_the_forecast_outputs(trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,3 +123,59 @@ def test_notebook_executes_on_the_forecast_outputs(trained: tuple[Path, Path], m
         if "image/png" in o.get("data", {})
     ]
     assert len(images) == 2, "a map and a spectrum"
+
+
+def test_ensemble_members_are_recorded_and_member_zero_is_the_control(trained: tuple[Path, Path]) -> None:
+    import json
+
+    config, workdir = trained
+    out = workdir / "ens"
+    assert run("forecast", "--config", str(config), "--lead", "12h", "--output", str(out), "--device", "cpu") == 0
+    args = [
+        "--members",
+        "3",
+        "--lead",
+        "12h",
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+        "--set",
+        "ensemble.batch_size=2",
+    ]
+    assert run("ensemble", "--config", str(config), *args) == 0
+    with (
+        open_forecast(out / "ensemble_20000102T0000.nc") as ens,
+        open_forecast(out / "forecast_20000102T0000.nc") as det,
+    ):
+        assert ens.sizes["member"] == 3 and ens.sizes["lead_time"] == 2
+        np.testing.assert_allclose(
+            ens.geopotential.isel(member=0).values, det.geopotential.isel(member=0).values, rtol=1e-5
+        )
+        spread = ens.geopotential.std("member").isel(lead_time=-1)
+        assert float(spread.mean()) > 0
+        recipes = json.loads(ens.attrs["member_recipes"])
+        assert [r["member"] for r in recipes] == [0, 1, 2] and recipes[2]["generator_seed"] == [0, 2]
+    assert (out / "ensemble_spectra_20000102T0000.nc").is_file()
+
+
+@pytest.mark.parametrize(("lead", "message"), [("5x", "neither a number of steps"), ("7h", "not a whole number")])
+def test_bad_lead_is_refused(
+    trained: tuple[Path, Path], lead: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = trained
+    assert run("ensemble", "--config", str(config), "--lead", lead) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_a_checkpoint_and_checks_it(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, workdir = trained
+    start = ["--set", f"train.init_checkpoint={workdir / 'model.ckpt'}", "--set", "train.epochs=1", "--device", "cpu"]
+    tuned = ["--set", "train.rollout_steps=2", "--set", f"train.checkpoint={workdir / 'tuned.ckpt'}"]
+    assert run("train", "--config", str(config), *start, *tuned) == 0
+    assert (workdir / "tuned.ckpt").is_file()
+    wider = ["--set", "model.embed_dim=12", "--set", f"train.checkpoint={workdir / 'wide.ckpt'}"]
+    assert run("train", "--config", str(config), *start, *wider) == 1
+    assert "differs from the config's" in capsys.readouterr().err

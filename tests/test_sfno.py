@@ -52,3 +52,15 @@ def test_wrong_grid_input_is_refused() -> None:
     model = build_model(CONFIG, 3, 3, Grid(16, 32))
     with pytest.raises(ValueError, match=r"built for grid \(16, 32\)"):
         model(torch.randn(1, 3, 18, 32))
+
+
+def test_runs_under_bf16_autocast_close_to_fp32() -> None:
+    torch.manual_seed(1)
+    model = build_model(CONFIG, 3, 3, Grid(32, 64))
+    x = torch.randn(2, 3, 32, 64)
+    with torch.no_grad():
+        reference = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(x)
+    assert torch.isfinite(mixed).all()
+    assert float((mixed.float() - reference).norm() / reference.norm()) < 0.05

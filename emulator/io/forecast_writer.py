@@ -95,12 +95,12 @@ class ForecastWriter:
         variable.setncatts(attrs)
         variable[:] = np.asarray(values)
 
-    def write(self, lead_index: int, lead_hours: float, state: np.ndarray) -> None:
-        """Write one lead step; ``state`` is ``(member, channel, lat, lon)`` in physical units."""
+    def write(self, lead_index: int, lead_hours: float, state: np.ndarray, members: slice = slice(None)) -> None:
+        """Write one lead step of ``members``; ``state`` is ``(member, channel, lat, lon)``, physical units."""
         self._lead[lead_index] = lead_hours
         for channel_index, (variable, level_index) in enumerate(self._targets):
             if level_index is None:
-                variable[:, 0, lead_index] = state[:, channel_index]
+                variable[members, 0, lead_index] = state[:, channel_index]
             else:
-                variable[:, 0, lead_index, level_index] = state[:, channel_index]
+                variable[members, 0, lead_index, level_index] = state[:, channel_index]
         self.dataset.sync()

@@ -8,12 +8,13 @@ from pydantic import Field
 from torch import nn
 
 from emulator.grid import Grid
+from emulator.models.afno import AFNOConfig
 from emulator.models.sfno import SFNOConfig
 
-ModelConfig = Annotated[SFNOConfig, Field(discriminator="name")]
+ModelConfig = Annotated[SFNOConfig | AFNOConfig, Field(discriminator="name")]
 
 
-def build_model(config: SFNOConfig, in_channels: int, out_channels: int, grid: Grid) -> nn.Module:
+def build_model(config: SFNOConfig | AFNOConfig, in_channels: int, out_channels: int, grid: Grid) -> nn.Module:
     """The network named by ``config.name``, for ``grid``, in and out channel counts."""
     return config.build(in_channels, out_channels, grid)
 

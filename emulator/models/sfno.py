@@ -65,11 +65,12 @@ class SpectralConvolution(nn.Module):
         self.weight = nn.Parameter(scale * torch.randn(channels, channels, sht.lmax, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Transforms and the complex contraction run in fp32, also under autocast."""
         dtype = x.dtype
-        coefficients = self.sht(x.float())
-        weight = torch.view_as_complex(self.weight)
-        mixed = torch.einsum("bilm,iol->bolm", coefficients, weight)
-        return self.isht(mixed).to(dtype)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            coefficients = self.sht(x.float())
+            mixed = torch.einsum("bilm,iol->bolm", coefficients, torch.view_as_complex(self.weight))
+            return self.isht(mixed).to(dtype)
 
 
 class SFNOBlock(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from emulator.checkpoint import Checkpoint, build_for
+from emulator.checkpoint import Checkpoint, build_for, check_fits, load_checkpoint
 from emulator.config import Config
 from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
@@ -82,20 +82,38 @@ def _validate(stepper: Stepper, loss: AreaWeightedMSE, loader: DataLoader, devic
     return total / count
 
 
+def _initial_checkpoint(config: Config, source: ZarrSource) -> Checkpoint:
+    """The checkpoint to fine-tune, checked against this run's model, channels and grid."""
+    path = str(config.train.init_checkpoint)
+    initial = load_checkpoint(path)
+    if initial.config.model != config.model:
+        raise EmulatorError(f"{path}: model {initial.config.model} differs from the config's {config.model}")
+    check_fits(initial, config, source, path)
+    LOG.info("fine-tuning from %s (step %d)", path, initial.step)
+    return initial
+
+
 def train(config: Config, device: str = "auto") -> Path:
     """Train ``config.model`` on ``config.data``; return the checkpoint path."""
     torch.manual_seed(config.train.seed)
     target = choose_device(device)
     data = config.data
     source = ZarrSource(data.store, data.prognostic + data.forcing)
-    LOG.info("computing normalization statistics over %s", data.train_period or "the whole store")
-    normalizer = compute_statistics(source, source.period_indices(data.train_period))
+    initial = _initial_checkpoint(config, source) if config.train.init_checkpoint else None
+    if initial is not None:
+        normalizer = initial.normalizer
+    else:
+        LOG.info("computing normalization statistics over %s", data.train_period or "the whole store")
+        normalizer = compute_statistics(source, source.period_indices(data.train_period))
     train_loader = _loader(config, normalizer, source, data.train_period, shuffle=True)
     validation_loader = (
         _loader(config, normalizer, source, data.validation_period, shuffle=False) if data.validation_period else None
     )
 
-    model = build_for(config, data.prognostic, data.forcing, source.grid).to(target)
+    model = build_for(config, data.prognostic, data.forcing, source.grid)
+    if initial is not None:
+        model.load_state_dict(initial.model.state_dict())
+    model = model.to(target)
     LOG.info("%s with %d parameters", config.model.name, parameter_count(model))
     stepper = Stepper(model, normalizer.subset(data.prognostic), config.stepper).to(target)
     loss = AreaWeightedMSE(source.grid).to(target)
