@@ -6,11 +6,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from emulator import __version__
 from emulator.config import Config, load_config
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
+from emulator.forecast import RolloutOptions
 
 LOG = logging.getLogger("emulator")
 
@@ -59,37 +61,25 @@ def _train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {path}")
 
 
+def _rollout_options(args: argparse.Namespace) -> RolloutOptions:
+    return RolloutOptions(args.checkpoint, args.init_time, args.lead, args.output, args.device)
+
+
+def _print_products(products: dict[str, Path]) -> None:
+    for name, path in products.items():
+        print(f"{name}: {path}")
+
+
 def _forecast(args: argparse.Namespace) -> None:
     from emulator.forecast import run_forecast
 
-    config = _config(args)
-    products = run_forecast(
-        config,
-        checkpoint=args.checkpoint,
-        init_time=args.init_time,
-        lead=args.lead,
-        output_dir=args.output,
-        device=args.device,
-    )
-    for name, path in products.items():
-        print(f"{name}: {path}")
+    _print_products(run_forecast(_config(args), _rollout_options(args)))
 
 
 def _ensemble(args: argparse.Namespace) -> None:
     from emulator.ensemble import run_ensemble
 
-    config = _config(args)
-    products = run_ensemble(
-        config,
-        members=args.members,
-        checkpoint=args.checkpoint,
-        init_time=args.init_time,
-        lead=args.lead,
-        output_dir=args.output,
-        device=args.device,
-    )
-    for name, path in products.items():
-        print(f"{name}: {path}")
+    _print_products(run_ensemble(_config(args), args.members, _rollout_options(args)))
 
 
 def _spectra(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from emulator.config import Config
-from emulator.forecast import ForecastJob, prepare_forecast, roll_out_to_netcdf
+from emulator.forecast import ForecastJob, RolloutOptions, output_directory, prepare_forecast, roll_out_to_netcdf
 from emulator.io.spectra_writer import write_spectra
 from emulator.perturbations import GaussianFieldPerturbation
 
@@ -45,24 +45,18 @@ def member_batch_size(job: ForecastJob, members: int) -> int:
 
 
 def run_ensemble(
-    config: Config,
-    members: int | None = None,
-    checkpoint: str | None = None,
-    init_time: str | None = None,
-    lead: int | str | None = None,
-    output_dir: str | None = None,
-    device: str = "auto",
+    config: Config, members: int | None = None, options: RolloutOptions = RolloutOptions()
 ) -> dict[str, Path]:
     """Write ``ensemble_<init>.nc`` and its spectra; return their paths."""
     settings = config.ensemble
     count = members or settings.members
-    job = prepare_forecast(config, checkpoint, init_time, lead, device)
+    job = prepare_forecast(config, options)
     perturbation = GaussianFieldPerturbation(settings.perturbation, job.loaded.prognostic, job.loaded.grid)
     control = job.initial_state()[0]
     initial = torch.stack([perturbation.member(control, member) for member in range(count)])
     batch = settings.batch_size or member_batch_size(job, count)
     attrs = job.attrs("ensemble") | {"member_recipes": json.dumps([perturbation.recipe(m) for m in range(count)])}
-    out_dir = Path(output_dir or config.forecast.output_dir)
+    out_dir = output_directory(config, options)
     stamp = job.init.strftime("%Y%m%dT%H%M")
     path = roll_out_to_netcdf(job, initial, out_dir / f"ensemble_{stamp}.nc", attrs, batch)
     return {"ensemble": path, "ensemble_spectra": write_spectra(path, out_dir / f"ensemble_spectra_{stamp}.nc")}

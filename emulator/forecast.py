@@ -49,6 +49,17 @@ def _forcings(
         yield normalizer.normalize(torch.from_numpy(source.read([start + step]))).to(device)
 
 
+@dataclass(frozen=True)
+class RolloutOptions:
+    """Choices that override the config's ``forecast`` section (from the command line)."""
+
+    checkpoint: str | None = None
+    init_time: str | None = None
+    lead: int | str | None = None
+    output_dir: str | None = None
+    device: str = "auto"
+
+
 @dataclass
 class ForecastJob:
     """A checkpoint, its store and an initial time, resolved and checked."""
@@ -104,22 +115,20 @@ def lead_steps(lead: int | str, interval: pd.Timedelta) -> int:
     return steps
 
 
-def prepare_forecast(
-    config: Config, checkpoint: str | None, init_time: str | None, lead: int | str | None, device: str
-) -> ForecastJob:
+def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     """Load and check everything a rollout needs; fail early with a clear message."""
     settings = config.forecast
-    checkpoint_path = checkpoint or settings.checkpoint
+    checkpoint_path = options.checkpoint or settings.checkpoint
     loaded = load_checkpoint(checkpoint_path)
     source = ZarrSource(config.data.store, config.data.prognostic)
     check_fits(loaded, config, source, checkpoint_path)
     forcing_source = ZarrSource(config.data.store, loaded.forcing) if loaded.forcing else None
-    init = resolve_init_time(source, init_time or settings.init_time)
-    target = choose_device(device)
+    init = resolve_init_time(source, options.init_time or settings.init_time)
+    target = choose_device(options.device)
     prognostic = loaded.normalizer.subset(loaded.prognostic)
     stepper = Stepper(loaded.model, prognostic, loaded.config.stepper).to(target).eval()
     interval = time_step(source.times)
-    steps = lead_steps(lead or settings.lead_steps, interval)
+    steps = lead_steps(options.lead or settings.lead_steps, interval)
     start = source.time_index(init)
     return ForecastJob(
         config, checkpoint_path, loaded, source, forcing_source, init, start, steps, interval, target, stepper
@@ -160,17 +169,14 @@ def roll_out_to_netcdf(
     return path
 
 
-def run_forecast(
-    config: Config,
-    checkpoint: str | None = None,
-    init_time: str | None = None,
-    lead: int | str | None = None,
-    output_dir: str | None = None,
-    device: str = "auto",
-) -> dict[str, Path]:
+def output_directory(config: Config, options: RolloutOptions) -> Path:
+    return Path(options.output_dir or config.forecast.output_dir)
+
+
+def run_forecast(config: Config, options: RolloutOptions = RolloutOptions()) -> dict[str, Path]:
     """Roll the checkpoint out and write ``forecast_<init>.nc`` and ``spectra_<init>.nc``."""
-    job = prepare_forecast(config, checkpoint, init_time, lead, device)
-    out_dir = Path(output_dir or config.forecast.output_dir)
+    job = prepare_forecast(config, options)
+    out_dir = output_directory(config, options)
     stamp = job.init.strftime("%Y%m%dT%H%M")
     forecast_path = roll_out_to_netcdf(
         job, job.initial_state(), out_dir / f"forecast_{stamp}.nc", job.attrs("forecast"), 1

@@ -16,7 +16,7 @@ from emulator.config import Config
 from emulator.errors import EmulatorError
 from emulator.evaluation import evaluate_forecast
 from emulator.files import atomic_path
-from emulator.forecast import run_forecast
+from emulator.forecast import RolloutOptions, run_forecast
 from emulator.plotting import plot_products
 from emulator.world.store import write_world_store
 
@@ -30,7 +30,7 @@ def run_demo(config: Config, device: str = "auto") -> dict[str, Path]:
         if config.world is None:
             raise EmulatorError(f"{store}: no store, and the config has no world: section to simulate one")
         write_world_store(config.world, store)
-    products = run_forecast(config, device=device)
+    products = run_forecast(config, RolloutOptions(device=device))
     out_dir = Path(config.forecast.output_dir)
     for index, path in enumerate(plot_products(products["forecast"], products["spectra"], out_dir / "plots")):
         products[f"plot_{index}"] = path

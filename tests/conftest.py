@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator.config import Config, WorldConfig, config_from_dict
+from emulator.cli import main
+from emulator.config import WorldConfig
 from emulator.world.shallow_water import WorldPhysics
 from emulator.world.store import write_world_store
 
@@ -44,12 +45,17 @@ def tiny_config_tree(store: Path, workdir: Path) -> dict:
 
 
 @pytest.fixture
-def tiny_config(world_store: Path, tmp_path: Path) -> Config:
-    return config_from_dict(tiny_config_tree(world_store, tmp_path), "test")
-
-
-@pytest.fixture
 def tiny_config_file(world_store: Path, tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_config_tree(world_store, tmp_path)))
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, world_store: Path) -> tuple[Path, Path]:
+    """A config file and the checkpoint trained by ``emulator train`` on the tiny world."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = workdir / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config_tree(world_store, workdir)))
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    return config, workdir

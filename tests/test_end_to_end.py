@@ -18,20 +18,6 @@ def run(*args: str) -> int:
     return main(list(args))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, world_store: Path) -> tuple[Path, Path]:
-    """A config file and the checkpoint trained by ``emulator train`` on the tiny world."""
-    import yaml
-
-    from tests.conftest import tiny_config_tree
-
-    workdir = tmp_path_factory.mktemp("e2e")
-    config = workdir / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config_tree(world_store, workdir)))
-    assert run("train", "--config", str(config), "--device", "cpu") == 0
-    return config, workdir
-
-
 def test_train_writes_checkpoint_and_metrics(trained: tuple[Path, Path]) -> None:
     _, workdir = trained
     assert (workdir / "model.ckpt").is_file()

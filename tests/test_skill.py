@@ -6,7 +6,7 @@ import pandas as pd
 
 from emulator.config import load_config
 from emulator.evaluation import evaluate_forecast
-from emulator.forecast import run_forecast
+from emulator.forecast import RolloutOptions, run_forecast
 from emulator.world.store import write_world_store
 
 
@@ -23,7 +23,7 @@ def test_committed_checkpoint_beats_persistence_at_24_hours(tmp_path: Path) -> N
     config = load_config("configs/world.yaml", overrides)
     assert config.world is not None
     write_world_store(config.world, config.data.store)
-    products = run_forecast(config, device="cpu")
+    products = run_forecast(config, RolloutOptions(device="cpu"))
     scores = evaluate_forecast(products["forecast"], config.data.store).sel(lead_time=pd.Timedelta(hours=24))
     ratio = scores.rmse / scores.rmse_persistence
     assert (ratio < 0.9).all(), ratio.to_series().to_dict()
