@@ -12,16 +12,18 @@ from emulator.data.source import ZarrSource
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.io.forecast_reader import forecast_channels, open_forecast
-from emulator.metrics import rmse
+from emulator.metrics import bias, crps, rmse, spread
 
 
 def evaluate_forecast(forecast_path: str | Path, store: str) -> xr.Dataset:
-    """Area-weighted RMSE of the forecast and of persistence, per channel and lead time.
+    """Scores of a forecast or ensemble file, per channel and lead time, next to persistence.
 
-    Only lead times whose valid time is in the store are scored.
+    RMSE and bias (of the ensemble mean), and for several members spread,
+    spread/skill and CRPS (see :mod:`emulator.metrics`). Only lead times whose valid
+    time is in the store are scored.
     """
     with open_forecast(forecast_path) as forecast:
-        fields = {name: field.isel(member=0, init_time=0).load() for name, field in forecast_channels(forecast).items()}
+        fields = {name: field.isel(init_time=0).load() for name, field in forecast_channels(forecast).items()}
         init = pd.Timestamp(forecast.init_time.values[0])
         grid = Grid.from_coordinates(forecast.latitude.values, forecast.longitude.values, str(forecast_path))
         leads = pd.to_timedelta(forecast.lead_time.values)
@@ -36,10 +38,18 @@ def evaluate_forecast(forecast_path: str | Path, store: str) -> xr.Dataset:
     dims = ("lead_time", "channel", "latitude", "longitude")
     coords = {"lead_time": valid, "channel": list(fields), "latitude": grid.latitudes, "longitude": grid.longitudes}
     truth_array = xr.DataArray(truth, dims=dims, coords=coords)
-    model = xr.concat([f.sel(lead_time=valid) for f in fields.values()], dim="channel").transpose(*dims)
-    model = model.assign_coords(coords)
+    ensemble = xr.concat([f.sel(lead_time=valid) for f in fields.values()], dim="channel")
+    ensemble = ensemble.transpose("member", *dims).assign_coords(coords)
+    mean = ensemble.mean("member")
     persistence = xr.DataArray(np.broadcast_to(initial, truth.shape), dims=dims, coords=coords)
-    return xr.Dataset(
-        {"rmse": rmse(model, truth_array, grid), "rmse_persistence": rmse(persistence, truth_array, grid)},
-        attrs={"forecast": Path(forecast_path).name, "truth_store": store, "init_time": init.isoformat()},
-    )
+    scores = {
+        "rmse": rmse(mean, truth_array, grid),
+        "bias": bias(mean, truth_array, grid),
+        "rmse_persistence": rmse(persistence, truth_array, grid),
+    }
+    if ensemble.sizes["member"] > 1:
+        scores["spread"] = spread(ensemble, grid)
+        scores["spread_skill"] = scores["spread"] / scores["rmse"]
+        scores["crps"] = crps(ensemble, truth_array, grid)
+    attrs = {"forecast": Path(forecast_path).name, "truth_store": store, "init_time": init.isoformat()}
+    return xr.Dataset(scores, attrs=attrs | {"members": ensemble.sizes["member"]})

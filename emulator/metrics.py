@@ -1,8 +1,15 @@
 """Area-weighted scores, xarray in and xarray out (WeatherBench2's conventions).
 
-``rmse = sqrt(sum_ij w_i (f - t)^2 / sum_ij w_i)`` with ``w`` the quadrature
-weights of the grid's latitudes, reduced over latitude and longitude only; other
-dims (channel, lead_time, member) are kept.
+Each score is an area-weighted mean over latitude and longitude of a pointwise
+statistic, with ``w`` the quadrature weights of the grid's latitudes; other dims
+(channel, lead_time) are kept. For an ensemble (dim ``member``, ``M`` members):
+
+* ``rmse`` of the ensemble mean, ``bias = mean(mean_m(f) - t)``;
+* ``spread = sqrt(mean(var_m(f)))`` with the unbiased member variance, and
+  ``spread_skill = spread / rmse`` (1 for a reliable ensemble, up to a factor
+  ``sqrt((M + 1) / M)``);
+* ``crps``, the fair ensemble estimator
+  ``mean_m |f_m - t| - sum_{m != n} |f_m - f_n| / (2 M (M - 1))``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,28 @@ def latitude_weights(grid: Grid) -> xr.DataArray:
     return xr.DataArray(grid.area_weights, dims="latitude")
 
 
+def area_mean(field: xr.DataArray, grid: Grid) -> xr.DataArray:
+    return field.weighted(latitude_weights(grid)).mean(SPACE)
+
+
 def rmse(forecast: xr.DataArray, truth: xr.DataArray, grid: Grid) -> xr.DataArray:
     """Root-mean-square error over the sphere; ``forecast`` and ``truth`` share the grid order."""
-    squared = (forecast - truth) ** 2
-    return squared.weighted(latitude_weights(grid)).mean(SPACE) ** 0.5
+    return area_mean((forecast - truth) ** 2, grid) ** 0.5
+
+
+def bias(forecast: xr.DataArray, truth: xr.DataArray, grid: Grid) -> xr.DataArray:
+    return area_mean(forecast - truth, grid)
+
+
+def spread(ensemble: xr.DataArray, grid: Grid) -> xr.DataArray:
+    """Square root of the area mean of the unbiased variance across members."""
+    return area_mean(ensemble.var("member", ddof=1), grid) ** 0.5
+
+
+def crps(ensemble: xr.DataArray, truth: xr.DataArray, grid: Grid) -> xr.DataArray:
+    """Fair continuous ranked probability score of an ensemble, area-weighted."""
+    members = ensemble.sizes["member"]
+    skill = abs(ensemble - truth).mean("member")
+    other = ensemble.rename(member="other")
+    pairs = abs(ensemble - other).sum(("member", "other"))
+    return area_mean(skill - pairs / (2 * members * (members - 1)), grid)

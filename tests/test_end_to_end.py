@@ -111,7 +111,9 @@ def test_notebook_executes_on_the_forecast_outputs(trained: tuple[Path, Path], m
     assert len(images) == 2, "a map and a spectrum"
 
 
-def test_ensemble_members_are_recorded_and_member_zero_is_the_control(trained: tuple[Path, Path]) -> None:
+def test_ensemble_members_are_recorded_and_member_zero_is_the_control(
+    trained: tuple[Path, Path], world_store: Path
+) -> None:
     import json
 
     config, workdir = trained
@@ -143,6 +145,14 @@ def test_ensemble_members_are_recorded_and_member_zero_is_the_control(trained: t
         recipes = json.loads(ens.attrs["member_recipes"])
         assert [r["member"] for r in recipes] == [0, 1, 2] and recipes[2]["generator_seed"] == [0, 2]
     assert (out / "ensemble_spectra_20000102T0000.nc").is_file()
+    scores = out / "ensemble_scores.nc"
+    assert (
+        run("evaluate", str(out / "ensemble_20000102T0000.nc"), "--store", str(world_store), "--output", str(scores))
+        == 0
+    )
+    with xr.open_dataset(scores, decode_timedelta=True) as ds:
+        assert ds.attrs["members"] == 3 and {"crps", "spread", "spread_skill", "bias"} <= set(ds.data_vars)
+        assert (ds.crps > 0).all() and (ds.spread > 0).all()
 
 
 @pytest.mark.parametrize(("lead", "message"), [("5x", "neither a number of steps"), ("7h", "not a whole number")])
