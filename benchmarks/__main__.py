@@ -7,7 +7,7 @@ import importlib
 
 from emulator.device import choose_device
 
-BENCHMARKS = ("model_throughput",)
+BENCHMARKS = ("model_throughput", "ensemble_scaling", "writer_overhead")
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 Every member's recipe (perturbation, amplitude, length scale, generator seed) is
 stored in the output's ``member_recipes`` attribute (JSON), so any member can be
-reproduced exactly. Members are batched; the batch size is chosen to fit the
-device's free memory unless the config gives one.
+reproduced exactly. Members are batched; unless the config gives a batch size,
+it is chosen to fit half the device's free memory (at most 8 members on a CPU).
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from emulator.perturbations import GaussianFieldPerturbation
 LOG = logging.getLogger(__name__)
 MEMORY_FRACTION = 0.5
 ACTIVATIONS_PER_POINT = 8  # live float32 activations per grid point, in model widths: a conservative estimate
+# On CPUs large batches are memory-bound: at 64x128 the world model costs 40, 29 and
+# 54 ms per member-step in batches of 1, 8 and 64 (benchmarks/RESULTS.md), so CPU
+# batches stop at 8 members.
+CPU_BATCH_LIMIT = 8
 
 
 def free_memory_bytes(device: torch.device) -> int:
@@ -41,7 +45,8 @@ def member_batch_size(job: ForecastJob, members: int) -> int:
     )
     per_member = 4 * ACTIVATIONS_PER_POINT * width * job.loaded.grid.nlat * job.loaded.grid.nlon
     fitting = int(MEMORY_FRACTION * free_memory_bytes(job.device) // per_member)
-    return max(1, min(members, fitting))
+    limit = CPU_BATCH_LIMIT if job.device.type == "cpu" else members
+    return max(1, min(members, fitting, limit))
 
 
 def run_ensemble(
