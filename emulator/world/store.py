@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,17 +76,23 @@ def _simulate(
 
 
 def _write(samples: Iterator[xr.Dataset], path: Path, group: str | None, attrs: dict[str, str]) -> None:
-    """Append samples to ``path`` in blocks, one time per chunk."""
+    """Append samples to ``path`` in blocks, one time per chunk, with consolidated metadata.
+
+    Consolidation (as in WeatherBench2's stores) makes opening fast; zarr 3 warns on
+    every write that it is not yet in the v3 specification, which is known and silenced.
+    """
     first = True
-    while block := list(itertools.islice(samples, BLOCK_SAMPLES)):
-        dataset = xr.concat(block, dim="time")
-        if first:
-            dataset.attrs.update(attrs)
-            encoding = {name: {"chunks": (1, *dataset[name].shape[1:])} for name in dataset.data_vars}
-            dataset.to_zarr(path, group=group, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
-            first = False
-        else:
-            dataset.to_zarr(path, group=group, append_dim="time", consolidated=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+        while block := list(itertools.islice(samples, BLOCK_SAMPLES)):
+            dataset = xr.concat(block, dim="time")
+            if first:
+                dataset.attrs.update(attrs)
+                encoding = {name: {"chunks": (1, *dataset[name].shape[1:])} for name in dataset.data_vars}
+                dataset.to_zarr(path, group=group, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
+                first = False
+            else:
+                dataset.to_zarr(path, group=group, append_dim="time", consolidated=True)
 
 
 def write_world_store(config: WorldConfig, path: str | Path, overwrite: bool = False) -> Path:
