@@ -33,21 +33,25 @@ def _synth(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace) -> None:
     from emulator.data.source import ZarrSource
-    from emulator.data.statistics import compute_statistics
+    from emulator.data.statistics import compute_climatology, compute_statistics
 
     config = _config(args)
     data = config.data
     source = ZarrSource(data.store, data.prognostic + data.forcing)
-    normalizer = compute_statistics(source, source.period_indices(data.train_period))
-    path = normalizer.save(args.output or f"{data.store.rstrip('/')}.stats.nc")
+    indices = source.period_indices(data.train_period)
+    stem = data.store.rstrip("/")
+    statistics = compute_statistics(source, indices).save(args.output or f"{stem}.stats.nc")
+    with atomic_path(args.climatology or f"{stem}.climatology.nc") as temporary:
+        compute_climatology(source, indices).to_netcdf(temporary)
     print(f"store: {data.store}: {len(source)} times, grid {source.grid.nlat}x{source.grid.nlon} {source.grid.kind}")
-    print(f"statistics: {path}")
+    print(f"statistics: {statistics}")
+    print(f"climatology: {args.climatology or f'{stem}.climatology.nc'}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from emulator.evaluation import evaluate_forecast
 
-    scores = evaluate_forecast(args.forecast, args.store)
+    scores = evaluate_forecast(args.forecast, args.store, climatology=args.climatology)
     with atomic_path(args.output) as temporary:
         scores.to_netcdf(temporary)
     print(f"scores: {args.output}")
@@ -152,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(sub)
     sub.add_argument("--output", help="statistics file (NetCDF; default: beside the store)")
+    sub.add_argument("--climatology", help="time-mean climatology file for ACC (NetCDF; default: beside the store)")
 
     sub = command("train", _train, "Train a model on the config's store; writes a self-contained checkpoint.")
     _add_config(sub)
@@ -181,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("forecast", help="forecast NetCDF file")
     sub.add_argument("--store", required=True, help="truth Zarr store")
+    sub.add_argument(
+        "--climatology", help="climatology NetCDF from 'emulator ingest', for the anomaly correlation (ACC)"
+    )
     sub.add_argument("--output", required=True, help="scores NetCDF file to write")
 
     sub = command("plot", _plot, "Draw a map (cartopy) and an energy spectrum (log-log) as PNG.")

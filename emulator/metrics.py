@@ -10,6 +10,9 @@ statistic, with ``w`` the quadrature weights of the grid's latitudes; other dims
   ``sqrt((M + 1) / M)``);
 * ``crps``, the fair ensemble estimator
   ``mean_m |f_m - t| - sum_{m != n} |f_m - f_n| / (2 M (M - 1))``.
+
+``acc``, the anomaly correlation against a climatology ``c``:
+``mean((f - c)(t - c)) / sqrt(mean((f - c)^2) mean((t - c)^2))``.
 """
 
 from __future__ import annotations
@@ -50,3 +53,10 @@ def crps(ensemble: xr.DataArray, truth: xr.DataArray, grid: Grid) -> xr.DataArra
     other = ensemble.rename(member="other")
     pairs = abs(ensemble - other).sum(("member", "other"))
     return area_mean(skill - pairs / (2 * members * (members - 1)), grid)
+
+
+def acc(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray, grid: Grid) -> xr.DataArray:
+    """Area-weighted anomaly correlation coefficient."""
+    forecast_anomaly, truth_anomaly = forecast - climatology, truth - climatology
+    covariance = area_mean(forecast_anomaly * truth_anomaly, grid)
+    return covariance / (area_mean(forecast_anomaly**2, grid) * area_mean(truth_anomaly**2, grid)) ** 0.5

@@ -72,10 +72,36 @@ def test_bad_input_gives_one_clear_line(
     assert len(error) == 1 and error[0].startswith(f"emulator {command}: error: ") and message in error[0]
 
 
-def test_ingest_writes_statistics(tiny_config_file: Path, tmp_path: Path) -> None:
-    assert run("ingest", "--config", str(tiny_config_file), "--output", str(tmp_path / "stats.nc")) == 0
-    with xr.open_dataset(tmp_path / "stats.nc") as stats:
-        assert (stats["std"] > 0).all() and stats.channel.size == 3
+def test_ingest_statistics_and_climatology_give_the_acc(
+    trained: tuple[Path, Path], world_store: Path, tiny_config_file: Path, tmp_path: Path
+) -> None:
+    stats, climatology = tmp_path / "stats.nc", tmp_path / "climatology.nc"
+    assert (
+        run("ingest", "--config", str(tiny_config_file), "--output", str(stats), "--climatology", str(climatology)) == 0
+    )
+    with xr.open_dataset(stats) as ds:
+        assert (ds["std"] > 0).all() and ds.channel.size == 3
+    config, _ = trained
+    out = tmp_path / "forecast"
+    assert run("forecast", "--config", str(config), "--output", str(out), "--device", "cpu") == 0
+    forecast = next(out.glob("forecast_*.nc"))
+    scores = tmp_path / "scores.nc"
+    assert (
+        run(
+            "evaluate",
+            str(forecast),
+            "--store",
+            str(world_store),
+            "--climatology",
+            str(climatology),
+            "--output",
+            str(scores),
+        )
+        == 0
+    )
+    with xr.open_dataset(scores, decode_timedelta=True) as ds:
+        assert ds.acc.dims == ("lead_time", "channel") and ((ds.acc >= -1) & (ds.acc <= 1)).all()
+        assert not ds.acc.attrs, "no units of the forecast variable leak into scores"
 
 
 def test_console_script_help_describes_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

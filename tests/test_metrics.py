@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from emulator.grid import Grid
-from emulator.metrics import bias, crps, rmse, spread
+from emulator.metrics import acc, bias, crps, rmse, spread
 
 GRID = Grid(32, 64)
 DIMS = ("latitude", "longitude")
@@ -44,3 +44,13 @@ def test_a_reliable_ensemble_has_spread_equal_to_skill() -> None:
     members, truth = field(rng.normal(size=(count, *GRID.shape))), field(rng.normal(size=GRID.shape))
     ratio = float(spread(members, GRID) / rmse(members.mean("member"), truth, GRID))
     assert ratio == pytest.approx(math.sqrt(count / (count + 1)), rel=0.05)
+
+
+def test_anomaly_correlation_of_perfect_opposite_and_unrelated_forecasts() -> None:
+    rng = np.random.default_rng(3)
+    climatology = field(rng.normal(size=GRID.shape))
+    truth = climatology + field(rng.normal(size=GRID.shape))
+    assert float(acc(truth, truth, climatology, GRID)) == pytest.approx(1.0)
+    assert float(acc(2 * climatology - truth, truth, climatology, GRID)) == pytest.approx(-1.0)
+    unrelated = climatology + field(rng.normal(size=GRID.shape))
+    assert abs(float(acc(unrelated, truth, climatology, GRID))) < 0.1

@@ -57,3 +57,11 @@ def compute_statistics(source: ZarrSource, indices: np.ndarray) -> Normalizer:
         np.sqrt(np.maximum(variance.values, 0.0)),
         np.sqrt(np.maximum(tendency_variance.values, 0.0)),
     )
+
+
+def compute_climatology(source: ZarrSource, indices: np.ndarray) -> xr.DataArray:
+    """The time-mean field of every channel over the given indices, ``(channel, latitude, longitude)``."""
+    if len(indices) == 0:
+        raise EmulatorError(f"{source.store}: the climatology period holds no time")
+    mean = source.as_dataarray().isel(time=indices).astype(np.float64).mean("time").compute()
+    return mean.assign_coords(latitude=source.grid.latitudes, longitude=source.grid.longitudes).rename("climatology")
