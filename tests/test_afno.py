@@ -8,6 +8,7 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.models.afno import AFNOConfig
 from emulator.models.registry import build_model
+from tests.model_checks import assert_gradients_reach_every_parameter, assert_same_seed_same_output
 
 CONFIG = AFNOConfig(embed_dim=16, num_blocks=4, num_layers=2, hard_thresholding_fraction=0.5)
 
@@ -19,19 +20,11 @@ def test_shapes_on_grids_not_divisible_by_the_patch(nlat: int, nlon: int) -> Non
 
 
 def test_gradients_reach_every_parameter() -> None:
-    model = build_model(CONFIG, 3, 3, Grid(32, 64))
-    model(torch.randn(2, 3, 32, 64)).square().mean().backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert_gradients_reach_every_parameter(build_model(CONFIG, 3, 3, Grid(32, 64)), torch.randn(2, 3, 32, 64))
 
 
 def test_same_seed_same_output() -> None:
-    x = torch.randn(1, 3, 32, 64)
-    outputs = []
-    for _ in range(2):
-        torch.manual_seed(3)
-        outputs.append(build_model(CONFIG, 3, 3, Grid(32, 64))(x))
-    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    assert_same_seed_same_output(lambda: build_model(CONFIG, 3, 3, Grid(32, 64)), torch.randn(1, 3, 32, 64), seed=3)
 
 
 def test_afno_is_chosen_by_name_in_config() -> None:

@@ -6,6 +6,7 @@ import torch
 from emulator.grid import Grid
 from emulator.models.registry import build_model, parameter_count
 from emulator.models.sfno import SFNOConfig
+from tests.model_checks import assert_gradients_reach_every_parameter, assert_same_seed_same_output
 
 CONFIG = SFNOConfig(embed_dim=8, num_layers=2, latitude_modes=4)
 
@@ -33,18 +34,11 @@ def test_gradients_reach_every_parameter() -> None:
     model = build_model(CONFIG, 3, 3, Grid(16, 32))
     with torch.no_grad():
         model.latitude_embedding.normal_()
-    model(torch.randn(2, 3, 16, 32)).square().mean().backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert_gradients_reach_every_parameter(model, torch.randn(2, 3, 16, 32))
 
 
 def test_same_seed_same_model_and_output() -> None:
-    x = torch.randn(1, 3, 16, 32)
-    outputs = []
-    for _ in range(2):
-        torch.manual_seed(7)
-        outputs.append(build_model(CONFIG, 3, 3, Grid(16, 32))(x))
-    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    assert_same_seed_same_output(lambda: build_model(CONFIG, 3, 3, Grid(16, 32)), torch.randn(1, 3, 16, 32), seed=7)
     assert parameter_count(build_model(CONFIG, 3, 3, Grid(16, 32))) > 0
 
 
