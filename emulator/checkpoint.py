@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -21,7 +20,7 @@ from torch import nn
 
 from emulator import __version__
 from emulator.config import Config, config_from_dict
-from emulator.data.normalizer import FIELDS, Normalizer
+from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
@@ -47,12 +46,7 @@ class Checkpoint:
         metadata = {
             "format": FORMAT,
             "config": self.config.model_dump_json(),
-            "normalizer": json.dumps(
-                {
-                    "channels": list(self.normalizer.channels),
-                    **{name: getattr(self.normalizer, name).tolist() for name in FIELDS},
-                }
-            ),
+            "normalizer": self.normalizer.to_json(),
             "prognostic": json.dumps(self.prognostic),
             "forcing": json.dumps(self.forcing),
             "grid": json.dumps(self.grid.to_dict()),
@@ -89,8 +83,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     metadata, tensors = _read_metadata(path)
     config = config_from_dict(json.loads(metadata["config"]), f"{path} (embedded config)")
-    stats = json.loads(metadata["normalizer"])
-    normalizer = Normalizer(tuple(stats["channels"]), *(np.asarray(stats[name]) for name in FIELDS))
+    normalizer = Normalizer.from_json(metadata["normalizer"])
     prognostic, forcing = json.loads(metadata["prognostic"]), json.loads(metadata["forcing"])
     grid = Grid(**json.loads(metadata["grid"]))
     model = build_for(config, prognostic, forcing, grid)

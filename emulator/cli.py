@@ -61,7 +61,7 @@ def _train(args: argparse.Namespace) -> None:
     from emulator.training.train import train
 
     config = _config(args)
-    path = train(config, device=args.device)
+    path = train(config, device=args.device, resume=args.resume)
     print(f"checkpoint: {path}")
 
 
@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("train", _train, "Train a model on the config's store; writes a self-contained checkpoint.")
     _add_config(sub)
     _add_device(sub)
+    sub.add_argument(
+        "--resume", action="store_true", help="continue a stopped run from the state saved beside its checkpoint"
+    )
 
     sub = command(
         "forecast",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
@@ -19,6 +19,8 @@ from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
 from emulator.perturbations import GaussianFieldPerturbationConfig
 from emulator.schema import Strict
+from emulator.stability import Bounds, SpectralFilterConfig
+from emulator.training.loss import LossConfig
 from emulator.world.shallow_water import WorldPhysics
 
 
@@ -61,25 +63,76 @@ class DataConfig(Strict):
 
 
 class StepperConfig(Strict):
-    """Controls around the network; each is recorded in output attributes."""
+    """The step around the network and its stability controls; each is recorded in output attributes.
+
+    ``residual`` belongs to the model (a forecast takes it from the checkpoint); the
+    controls apply to any model, so a forecast takes them from its own config.
+    """
 
     residual: bool = True
+    spectral_filter: SpectralFilterConfig | None = None
+    clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
+    conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")
     divergence_guard: bool = True
-    max_abs_normalized: float = Field(50.0, gt=0)
+    max_abs_normalized: float = Field(50.0, gt=0, description="guard: largest value, in standard deviations")
+    max_mean_square_normalized: float = Field(
+        25.0, gt=0, description="guard: energy blow-up, area-mean square in standard deviations squared"
+    )
+
+
+class Stage(Strict):
+    """One stage of training: its epochs, rollout length and peak learning rate (warm-up then cosine)."""
+
+    epochs: int = Field(1, gt=0)
+    rollout_steps: int = Field(1, gt=0, description="autoregressive steps per loss")
+    learning_rate: float = Field(1e-3, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="stop the stage after this many optimizer steps")
+
+
+class OnlineConfig(Strict):
+    """Training on fresh trajectories of the built-in world, simulated while training runs."""
+
+    trajectories: int = Field(4, gt=0, description="independent solver runs feeding the buffer")
+    spinup_days: int = Field(20, ge=0)
+    buffer_windows: int = Field(256, gt=0, description="windows held; each step draws its batch from them")
+    refresh_per_step: int = Field(4, ge=1, description="new windows simulated per optimizer step")
+    statistics_windows: int = Field(64, gt=0, description="windows simulated to estimate the normalization")
 
 
 class TrainConfig(Strict):
+    """The optimisation; ``curriculum`` (stages run in order) replaces the single-stage keys when given."""
+
     seed: int = 0
     batch_size: int = Field(8, gt=0)
     epochs: int = Field(1, gt=0)
     max_steps: int | None = Field(None, gt=0)
     learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
     rollout_steps: int = Field(1, gt=0)
+    curriculum: list[Stage] = Field(default_factory=list)
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    gradient_clip: float | None = Field(1.0, gt=0, description="largest gradient norm; None: no clipping")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, validated and saved; None: off")
+    input_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on each window's first state")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the network")
+    loss: LossConfig = LossConfig()
     num_workers: int = Field(0, ge=0)
     checkpoint: str = "checkpoints/model.ckpt"
+    checkpoint_every: int | None = Field(None, gt=0, description="also save the resumable state every N steps")
     init_checkpoint: str | None = Field(None, description="fine-tune: start from these weights and statistics")
     log_every: int = Field(20, gt=0)
+    online: OnlineConfig | None = Field(None, description="train on the world's solver, no store; needs world:")
+
+    def stages(self) -> list[Stage]:
+        """The curriculum, or the single stage the top-level keys describe."""
+        return self.curriculum or [
+            Stage(
+                epochs=self.epochs,
+                rollout_steps=self.rollout_steps,
+                learning_rate=self.learning_rate,
+                max_steps=self.max_steps,
+            )
+        ]
 
 
 class ForecastConfig(Strict):

@@ -20,11 +20,11 @@ from torch_harmonics import RealSHT, RealVectorSHT
 from emulator.grid import Grid
 
 
-def _degree_power(coefficients: torch.Tensor) -> torch.Tensor:
+def degree_power(coefficients: torch.Tensor) -> torch.Tensor:
     """``(..., l, m)`` complex coefficients -> ``(..., l)`` power, orders ``m > 0`` counted twice."""
-    squared = coefficients.abs().square()
-    squared[..., 1:] *= 2.0
-    return squared.sum(dim=-1) / (4.0 * math.pi)
+    multiplicity = torch.full((coefficients.shape[-1],), 2.0, dtype=coefficients.real.dtype, device=coefficients.device)
+    multiplicity[0] = 1.0
+    return (coefficients.abs().square() * multiplicity).sum(dim=-1) / (4.0 * math.pi)
 
 
 class PowerSpectrum(nn.Module):
@@ -39,7 +39,7 @@ class PowerSpectrum(nn.Module):
         return self.sht.lmax
 
     def forward(self, field: torch.Tensor) -> torch.Tensor:
-        return _degree_power(self.sht(field.double()))
+        return degree_power(self.sht(field.double()))
 
 
 class KineticEnergySpectrum(nn.Module):
@@ -59,4 +59,4 @@ class KineticEnergySpectrum(nn.Module):
         # potentials (u = grad chi + k x grad psi on the unit sphere), and
         # |grad Y_lm|^2 integrates to l (l + 1): E_l = l (l + 1) / 2 * (|chi_l|^2 + |psi_l|^2).
         coefficients = self.vsht(wind.double())
-        return 0.5 * self.eigenvalues * _degree_power(coefficients).sum(dim=-2)
+        return 0.5 * self.eigenvalues * degree_power(coefficients).sum(dim=-2)

@@ -2,13 +2,17 @@
 
 The network maps normalized ``[state, forcing]`` to a normalized output. The
 stepper turns that into the next normalized state (as a tendency when
-``residual`` is on) and guards the rollout: at the first non-finite value, or a
-normalized magnitude above ``max_abs_normalized``, it stops with an error naming
-the step and the channel.
+``residual`` is on), applies the stability controls of :mod:`emulator.stability`
+(spectral filter, physical clamp, conservation fixer, each when configured) and
+guards the rollout: at the first non-finite value, a value beyond
+``max_abs_normalized`` or an area-mean square (energy) beyond
+``max_mean_square_normalized``, it stops with an error naming the step and the
+channel.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -17,6 +21,9 @@ from torch import nn
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.quadrature import AreaMean
+from emulator.stability import ConservationFixer, PhysicalClamp, SpectralFilter
 
 
 class DivergenceError(EmulatorError):
@@ -30,26 +37,40 @@ class DivergenceError(EmulatorError):
 class Stepper(nn.Module):
     """``step(state, forcing) -> next state``, all normalized ``(batch, channel, lat, lon)``."""
 
-    def __init__(self, model: nn.Module, normalizer: Normalizer, config: StepperConfig) -> None:
+    def __init__(self, model: nn.Module, normalizer: Normalizer, config: StepperConfig, grid: Grid) -> None:
         super().__init__()
         self.model, self.config = model, config
         self.channels = list(normalizer.channels)
         scale = torch.as_tensor(normalizer.residual_scale(), dtype=torch.float32)
         self.residual_scale: torch.Tensor
         self.register_buffer("residual_scale", scale[:, None, None], persistent=False)
+        self.spectral_filter = SpectralFilter(config.spectral_filter, grid) if config.spectral_filter else None
+        self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
+        self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
+        self.area_mean = AreaMean(grid)
 
     def step(self, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
         """One step; a forcing with batch size one applies to every member of the batch."""
         forcing = forcing.expand(state.shape[0], -1, -1, -1)
         output = self.model(torch.cat([state, forcing], dim=1))
-        return state + self.residual_scale * output if self.config.residual else output
+        following = state + self.residual_scale * output if self.config.residual else output
+        if self.spectral_filter is not None:
+            following = self.spectral_filter(following)
+        if self.clamp is not None:
+            following = self.clamp(following)
+        if self.fixer is not None:
+            following = self.fixer(following, state)
+        return following
 
     def controls(self) -> dict[str, str]:
-        """The stability controls in force, for output attributes."""
-        return {f"stepper_{key}": str(value) for key, value in self.config.model_dump().items()}
+        """The step's settings and stability controls, for output attributes."""
+        return {
+            f"stepper_{key}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in self.config.model_dump(mode="json").items()
+        }
 
     def check(self, state: torch.Tensor, step: int) -> None:
-        """Raise :class:`DivergenceError` if ``state`` is non-finite or too large."""
+        """Raise :class:`DivergenceError` if ``state`` is non-finite, too large or too energetic."""
         finite = torch.isfinite(state).flatten(2).all(dim=2).all(dim=0)
         if not bool(finite.all()):
             raise DivergenceError(step, self.channels[int((~finite).nonzero()[0])], "is not finite")
@@ -58,6 +79,12 @@ class Stepper(nn.Module):
             channel = int(largest.argmax())
             raise DivergenceError(
                 step, self.channels[channel], f"reached {float(largest[channel]):.3g} standard deviations"
+            )
+        energy = self.area_mean(state.float().square()).flatten(1).amax(dim=0)
+        if bool((energy > self.config.max_mean_square_normalized).any()):
+            channel = int(energy.argmax())
+            raise DivergenceError(
+                step, self.channels[channel], f"energy blew up: area-mean square {float(energy[channel]):.3g}"
             )
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ so that ``z(t + dt) = z(t) + (tendency_std / std) * network_output``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,14 @@ class Normalizer:
     def residual_scale(self) -> np.ndarray:
         """``tendency_std / std`` per channel: the size of one normalized step."""
         return self.tendency_std / self.std
+
+    def to_json(self) -> str:
+        return json.dumps({"channels": list(self.channels), **{name: getattr(self, name).tolist() for name in FIELDS}})
+
+    @classmethod
+    def from_json(cls, text: str) -> Normalizer:
+        stats = json.loads(text)
+        return cls(tuple(stats["channels"]), *(np.asarray(stats[name], dtype=np.float64) for name in FIELDS))
 
     def to_dataset(self) -> xr.Dataset:
         return xr.Dataset(

@@ -1,9 +1,16 @@
-"""The training loop: statistics, windows, multi-step loss, AdamW with a cosine schedule.
+"""The training loop: a curriculum of multi-step stages, AdamW, EMA, exact resume.
 
 Each optimisation step rolls the stepper ``rollout_steps`` times from the first
-state of a window and averages the area-weighted MSE against the following
-states. Validation runs after every epoch; the checkpoint kept is the one with
-the lowest validation loss (the last one when no validation period is set).
+state of a window (plus ``input_noise``) and averages the configured loss
+against the following states. Each stage of the curriculum has its own rollout
+length and a learning rate that warms up then decays on a cosine. Validation
+runs after every epoch, on the EMA weights when ``ema_decay`` is set, with the
+longest rollout of the curriculum; the checkpoint kept is the one with the
+lowest validation loss (the last one when no validation period is set).
+
+Every ``checkpoint_every`` steps and at the end of every epoch the whole state
+(weights, EMA, optimizer, position) is saved beside the checkpoint; ``resume``
+continues from it and, on a CPU, gives the loss curve of an uninterrupted run.
 Metrics go to ``<checkpoint>.metrics.csv``, readable without this code.
 """
 
@@ -12,48 +19,40 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from emulator.checkpoint import Checkpoint, build_for, check_fits, load_checkpoint
-from emulator.config import Config
+from emulator.config import Config, Stage
 from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_statistics
-from emulator.data.windows import WindowDataset, window_starts
 from emulator.device import choose_device
 from emulator.errors import EmulatorError
+from emulator.grid import Grid
 from emulator.models.registry import parameter_count
 from emulator.stepper import Stepper
-from emulator.training.loss import AreaWeightedMSE
+from emulator.training.batches import Batch, StoreBatches, epoch_key
+from emulator.training.loss import TrainingLoss
+from emulator.training.state import Progress, load_normalizer, load_state, save_state, state_path
 
 LOG = logging.getLogger(__name__)
-WARMUP_FRACTION = 0.05
+METRICS_HEADER = ["step", "stage", "epoch", "learning_rate", "train_loss", "gradient_norm", "validation_loss"]
 
 
-def _loader(
-    config: Config, normalizer: Normalizer, source: ZarrSource, period: tuple[str, str] | None, shuffle: bool
-) -> DataLoader:
-    steps = config.train.rollout_steps
-    starts = window_starts(source, source.period_indices(period), steps)
-    if len(starts) == 0:
-        raise EmulatorError(f"{config.data.store}: no {steps}-step window fits in period {period}")
-    dataset = WindowDataset(config.data.store, config.data.prognostic, config.data.forcing, normalizer, starts, steps)
-    workers = config.train.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=config.train.batch_size,
-        shuffle=shuffle,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(config.train.seed),
-    )
+class Batches(Protocol):
+    def __len__(self) -> int: ...
+
+    def epoch(self, key: int, skip: int = 0) -> Iterator[Batch]: ...
 
 
-def rollout_loss(stepper: Stepper, loss: AreaWeightedMSE, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
+def rollout_loss(stepper: Stepper, loss: nn.Module, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
     """Mean loss over a multi-step rollout of ``state[:, 0]`` against ``state[:, 1:]``."""
     prediction, total = state[:, 0], state.new_zeros(())
     steps = state.shape[1] - 1
@@ -63,23 +62,81 @@ def rollout_loss(stepper: Stepper, loss: AreaWeightedMSE, state: torch.Tensor, f
     return total / steps
 
 
-def _learning_rate(step: int, total: int, peak: float) -> float:
-    warmup = max(1, int(WARMUP_FRACTION * total))
+def learning_rate(step: int, total: int, peak: float, warmup_fraction: float) -> float:
+    """Linear warm-up over ``warmup_fraction`` of the stage, then cosine decay to zero."""
+    warmup = max(1, int(warmup_fraction * total))
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-@torch.no_grad()
-def _validate(stepper: Stepper, loss: AreaWeightedMSE, loader: DataLoader, device: torch.device) -> float:
-    stepper.eval()
-    total, count = 0.0, 0
-    for state, forcing in loader:
-        total += float(rollout_loss(stepper, loss, state.to(device), forcing.to(device))) * len(state)
-        count += len(state)
-    stepper.train()
-    return total / count
+def stage_steps(stage: Stage, batches_per_epoch: int) -> int:
+    """Optimizer steps in a stage."""
+    return min(stage.max_steps or math.inf, stage.epochs * batches_per_epoch)  # type: ignore[return-value]
+
+
+class Trainer:
+    """The model, its EMA, stepper, loss and optimizer, and one optimisation step."""
+
+    def __init__(self, config: Config, normalizer: Normalizer, grid: Grid, device: torch.device) -> None:
+        data, settings = config.data, config.train
+        self.config, self.normalizer, self.grid, self.device = config, normalizer, grid, device
+        torch.manual_seed(settings.seed)
+        self.model = build_for(config, data.prognostic, data.forcing, grid).to(device)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+            if settings.ema_decay
+            else None
+        )
+        prognostic = normalizer.subset(data.prognostic)
+        self.stepper = Stepper(self.model, prognostic, config.stepper, grid).to(device)
+        evaluated = self.model if self.ema is None else self.ema.module
+        self.evaluation_stepper = Stepper(evaluated, prognostic, config.stepper, grid).to(device)
+        self.loss = TrainingLoss(settings.loss, data.prognostic, grid).to(device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+
+    @property
+    def evaluated_model(self) -> nn.Module:
+        """The weights that are validated and saved: the EMA's when there is one."""
+        return self.model if self.ema is None else self.ema.module
+
+    def _noisy(self, state: torch.Tensor, step: int) -> torch.Tensor:
+        amplitude = self.config.train.input_noise
+        if amplitude == 0:
+            return state
+        generator = torch.Generator().manual_seed(epoch_key(self.config.train.seed, 0, 0) + 7 * step + 1)
+        noise = amplitude * torch.randn(state[:, 0].shape, generator=generator).to(state.device)
+        return torch.cat([(state[:, 0] + noise)[:, None], state[:, 1:]], dim=1)
+
+    def optimize(self, batch: Batch, rate: float, step: int) -> tuple[float, float]:
+        """One optimizer step at learning rate ``rate``; return the loss and the gradient norm."""
+        state, forcing = (tensor.to(self.device) for tensor in batch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        bf16 = self.config.train.precision == "bf16"
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            value = rollout_loss(self.stepper, self.loss, self._noisy(state, step), forcing)
+        self.optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        clip = self.config.train.gradient_clip or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return value.item(), float(norm)
+
+    @torch.no_grad()
+    def validate(self, batches: Batches) -> float:
+        self.evaluated_model.eval()
+        total, count = 0.0, 0
+        for state, forcing in batches.epoch(0):
+            loss = rollout_loss(self.evaluation_stepper, self.loss, state.to(self.device), forcing.to(self.device))
+            total, count = total + float(loss) * len(state), count + len(state)
+        self.evaluated_model.train()
+        return total / count
 
 
 def _initial_checkpoint(config: Config, source: ZarrSource) -> Checkpoint:
@@ -93,75 +150,122 @@ def _initial_checkpoint(config: Config, source: ZarrSource) -> Checkpoint:
     return initial
 
 
-def train(config: Config, device: str = "auto") -> Path:
-    """Train ``config.model`` on ``config.data``; return the checkpoint path."""
-    torch.manual_seed(config.train.seed)
-    target = choose_device(device)
+class MetricsLog:
+    """``<checkpoint>.metrics.csv``: one row per logged step and per validation; cut back on resume."""
+
+    def __init__(self, path: Path, keep_rows: int) -> None:
+        rows = []
+        if keep_rows and path.is_file():
+            rows = list(csv.reader(path.open(newline="")))[1 : keep_rows + 1]
+        self.file = path.open("w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerows([METRICS_HEADER, *rows])
+        self.rows = len(rows)
+
+    def write(
+        self, progress: Progress, rate: float | str, train: float | str, norm: float | str, valid: float | str
+    ) -> None:
+        self.writer.writerow([progress.step, progress.stage, progress.epoch, rate, train, norm, valid])
+        self.file.flush()
+        self.rows += 1
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _statistics(config: Config, source: ZarrSource) -> Normalizer:
+    if config.train.init_checkpoint:
+        return _initial_checkpoint(config, source).normalizer
+    LOG.info("computing normalization statistics over %s", config.data.train_period or "the whole store")
+    return compute_statistics(source, source.period_indices(config.data.train_period))
+
+
+def _run_stages(
+    trainer: Trainer, stages: Sequence[Batches], validation: Batches | None, progress: Progress, path: Path
+) -> Path:
+    """Run (or finish) every stage from ``progress``; return the checkpoint path."""
+    config, settings = trainer.config, trainer.config.train
     data = config.data
-    source = ZarrSource(data.store, data.prognostic + data.forcing)
-    initial = _initial_checkpoint(config, source) if config.train.init_checkpoint else None
-    if initial is not None:
-        normalizer = initial.normalizer
-    else:
-        LOG.info("computing normalization statistics over %s", data.train_period or "the whole store")
-        normalizer = compute_statistics(source, source.period_indices(data.train_period))
-    train_loader = _loader(config, normalizer, source, data.train_period, shuffle=True)
-    validation_loader = (
-        _loader(config, normalizer, source, data.validation_period, shuffle=False) if data.validation_period else None
+    totals = [stage_steps(stage, len(batches)) for stage, batches in zip(settings.stages(), stages, strict=True)]
+    checkpoint = Checkpoint(
+        config, trainer.normalizer, data.prognostic, data.forcing, trainer.grid, trainer.evaluated_model, step=0
     )
+    metrics = MetricsLog(path.with_suffix(".metrics.csv"), progress.metrics_rows)
 
-    model = build_for(config, data.prognostic, data.forcing, source.grid)
-    if initial is not None:
-        model.load_state_dict(initial.model.state_dict())
-    model = model.to(target)
-    LOG.info("%s with %d parameters", config.model.name, parameter_count(model))
-    stepper = Stepper(model, normalizer.subset(data.prognostic), config.stepper).to(target)
-    loss = AreaWeightedMSE(source.grid).to(target)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.train.learning_rate, weight_decay=config.train.weight_decay
-    )
-    total_steps = config.train.max_steps or config.train.epochs * len(train_loader)
-    checkpoint = Checkpoint(config, normalizer, data.prognostic, data.forcing, source.grid, model, step=0)
-    path = Path(config.train.checkpoint)
-    metrics_path = path.with_suffix(".metrics.csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    def save_progress() -> None:
+        progress.metrics_rows = metrics.rows
+        save_state(
+            state_path(path), config, trainer.normalizer, trainer.model, trainer.ema, trainer.optimizer, progress
+        )
 
-    best, step = math.inf, 0
-    with (
-        open(metrics_path, "w", newline="") as log_file,
-        tqdm(total=total_steps, desc="train", unit="step") as progress,
-    ):
-        log = csv.writer(log_file)
-        log.writerow(["step", "epoch", "learning_rate", "train_loss", "validation_loss"])
-        for epoch in range(config.train.epochs):
-            for state, forcing in train_loader:
-                learning_rate = _learning_rate(step, total_steps, config.train.learning_rate)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate
-                value = rollout_loss(stepper, loss, state.to(target), forcing.to(target))
-                optimizer.zero_grad(set_to_none=True)
-                value.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                step += 1
-                progress.update()
-                loss_value = value.item()
-                progress.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
-                if step % config.train.log_every == 0:
-                    log.writerow([step, epoch, learning_rate, loss_value, ""])
-                if step >= total_steps:
+    done_before = sum(totals[: progress.stage])
+    with tqdm(total=sum(totals), initial=progress.step, desc="train", unit="step") as bar:
+        for index in range(progress.stage, len(stages)):
+            stage, batches, total = settings.stages()[index], stages[index], totals[index]
+            for epoch in range(progress.epoch, stage.epochs):
+                if progress.step - done_before >= total:
                     break
-            if validation_loader is not None:
-                validation = _validate(stepper, loss, validation_loader, target)
-                log.writerow([step, epoch, learning_rate, "", validation])
-                LOG.info("epoch %d: validation loss %.5f", epoch, validation)
-                if validation < best:
-                    best, checkpoint.step = validation, step
-                    checkpoint.save(path)
-            log_file.flush()
-            if step >= total_steps:
-                break
-    if validation_loader is None:
-        checkpoint.step = step
+                for batch in batches.epoch(epoch_key(settings.seed, index, epoch), skip=progress.batch):
+                    step_in_stage = progress.step - done_before
+                    if step_in_stage >= total:
+                        break
+                    rate = learning_rate(step_in_stage, total, stage.learning_rate, settings.warmup_fraction)
+                    loss, norm = trainer.optimize(batch, rate, progress.step)
+                    progress.step, progress.batch = progress.step + 1, progress.batch + 1
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss:.4f}", stage=index, epoch=epoch)
+                    if progress.step % settings.log_every == 0:
+                        metrics.write(progress, rate, loss, norm, "")
+                    if settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
+                        save_progress()
+                if validation is not None:
+                    value = trainer.validate(validation)
+                    metrics.write(progress, "", "", "", value)
+                    LOG.info("stage %d epoch %d: validation loss %.5f", index, epoch, value)
+                    if value < progress.best_validation:
+                        progress.best_validation, checkpoint.step = value, progress.step
+                        checkpoint.save(path)
+                progress.epoch, progress.batch = epoch + 1, 0
+                save_progress()
+            done_before += total
+            progress.stage, progress.epoch, progress.batch = index + 1, 0, 0
+        save_progress()
+    metrics.close()
+    if validation is None:
+        checkpoint.step = progress.step
         checkpoint.save(path)
     return path
+
+
+def train(config: Config, device: str = "auto", resume: bool = False) -> Path:
+    """Train ``config.model`` on ``config.data``; return the checkpoint path.
+
+    With ``resume``, continue from the state saved beside the checkpoint.
+    """
+    settings, data = config.train, config.data
+    target = choose_device(device)
+    path = Path(settings.checkpoint)
+    saved = state_path(path)
+    source = ZarrSource(data.store, data.prognostic + data.forcing)
+    normalizer = load_normalizer(saved) if resume else _statistics(config, source)
+    trainer = Trainer(config, normalizer, source.grid, target)
+    progress = Progress()
+    if resume:
+        progress = load_state(saved, config, trainer.model, trainer.ema, trainer.optimizer)
+        LOG.info("resuming %s at step %d (stage %d, epoch %d)", saved, progress.step, progress.stage, progress.epoch)
+    elif settings.init_checkpoint:
+        trainer.model.load_state_dict(_initial_checkpoint(config, source).model.state_dict())
+    LOG.info("%s with %d parameters", config.model.name, parameter_count(trainer.model))
+
+    def batches(steps: int, period: tuple[str, str] | None, shuffle: bool) -> StoreBatches:
+        return StoreBatches(
+            source, data.prognostic, data.forcing, normalizer, period, steps, settings.batch_size,
+            settings.num_workers, shuffle,
+        )  # fmt: skip
+
+    stages = settings.stages()
+    longest = max(stage.rollout_steps for stage in stages)
+    validation = batches(longest, data.validation_period, False) if data.validation_period else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    training = [batches(stage.rollout_steps, data.train_period, True) for stage in stages]
+    return _run_stages(trainer, training, validation, progress, path)

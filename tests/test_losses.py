@@ -1,0 +1,69 @@
+"""Training losses on the sphere against fields whose answer is known."""
+
+import pytest
+import torch
+from torch_harmonics import InverseRealSHT
+
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.training.loss import AreaWeightedMSE, LossConfig, SobolevLoss, SpectralLoss, TrainingLoss
+
+GRID = Grid(32, 64, "legendre-gauss")
+
+
+def band_limited(seed: int, channels: int = 2) -> torch.Tensor:
+    """Random fields of degree below 16, exactly resolved on the grid."""
+    generator = torch.Generator().manual_seed(seed)
+    coefficients = torch.randn(1, channels, 16, 16, 2, generator=generator)
+    coefficients = torch.view_as_complex(coefficients).tril()
+    coefficients[..., 0] = coefficients[..., 0].real.to(coefficients.dtype)
+    return InverseRealSHT(32, 64, lmax=16, mmax=16, grid="legendre-gauss")(coefficients)
+
+
+def test_sobolev_norm_of_order_zero_is_the_area_mse() -> None:
+    prediction, target = band_limited(0), band_limited(1)
+    sobolev = SobolevLoss(GRID, order=0.0)(prediction, target)
+    torch.testing.assert_close(sobolev, AreaWeightedMSE(GRID)(prediction, target), rtol=1e-4, atol=0)
+
+
+def test_sobolev_norm_of_negative_order_weighs_large_scales_more() -> None:
+    coarse, fine = torch.zeros(1, 1, 32, 32, dtype=torch.complex64), torch.zeros(1, 1, 32, 32, dtype=torch.complex64)
+    coarse[0, 0, 2, 1], fine[0, 0, 20, 1] = 1.0, 1.0
+    isht = InverseRealSHT(32, 64, lmax=32, mmax=32, grid="legendre-gauss")
+    zero = torch.zeros(1, 1, 32, 64)
+    loss = SobolevLoss(GRID, order=1.0)
+    ratio = loss(isht(coarse), zero) / loss(isht(fine), zero)
+    torch.testing.assert_close(float(ratio), (1 + 20 * 21) / (1 + 2 * 3), rtol=1e-4, atol=0)
+
+
+def test_spectral_loss_ignores_phase_and_sees_lost_energy() -> None:
+    field = band_limited(2)
+    spectral = SpectralLoss(GRID)
+    rotated = torch.roll(field, shifts=5, dims=-1)  # same spectrum, other phases
+    assert float(spectral(rotated, field).max()) < 1e-6 < float(AreaWeightedMSE(GRID)(rotated, field).min())
+    assert float(spectral(0.5 * field, field).min()) > 0.01
+
+
+def test_channel_weights_scale_each_channel() -> None:
+    prediction, target = band_limited(3), band_limited(4)
+    per_channel = AreaWeightedMSE(GRID)(prediction, target)[0]
+    config = LossConfig(channel_weights={"a": 3.0, "b": 1.0})
+    weighted = TrainingLoss(config, ["a", "b"], GRID)(prediction, target)
+    torch.testing.assert_close(weighted, (1.5 * per_channel[0] + 0.5 * per_channel[1]) / 2.0)  # weights of mean 1
+
+
+def test_terms_add_with_their_weights() -> None:
+    prediction, target = band_limited(5), band_limited(6)
+    config = LossConfig(spectral=0.5, sobolev=2.0, sobolev_order=1.5)
+    total = TrainingLoss(config, ["a", "b"], GRID)(prediction, target)
+    expected = (
+        AreaWeightedMSE(GRID)(prediction, target).mean()
+        + 0.5 * SpectralLoss(GRID)(prediction, target).mean()
+        + 2.0 * SobolevLoss(GRID, 1.5)(prediction, target).mean()
+    )
+    torch.testing.assert_close(total, expected)
+
+
+def test_weight_for_an_unknown_channel_is_refused() -> None:
+    with pytest.raises(EmulatorError, match=r"train.loss.channel_weights: 'c' is not a prognostic channel"):
+        TrainingLoss(LossConfig(channel_weights={"c": 1.0}), ["a", "b"], GRID)
