@@ -15,7 +15,9 @@ CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "world_sfn
 def world_stepper(device: torch.device) -> tuple[Checkpoint, Stepper]:
     checkpoint = load_checkpoint(CHECKPOINT)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    return checkpoint, Stepper(checkpoint.model, normalizer, checkpoint.config.stepper).to(device).eval()
+    return checkpoint, Stepper(checkpoint.model, normalizer, checkpoint.config.stepper, checkpoint.grid).to(
+        device
+    ).eval()
 
 
 def initial_states(checkpoint: Checkpoint, members: int, device: torch.device) -> torch.Tensor:

@@ -61,7 +61,9 @@ def test_guard_names_step_and_channel_of_nonfinite_value() -> None:
 
 
 def test_guard_stops_a_blow_up_at_the_step_it_happens() -> None:
-    stepper = Stepper(Constant(10.0), NORMALIZER, StepperConfig(max_abs_normalized=12.0, max_mean_square_normalized=1e6), GRID)
+    stepper = Stepper(
+        Constant(10.0), NORMALIZER, StepperConfig(max_abs_normalized=12.0, max_mean_square_normalized=1e6), GRID
+    )
     forcings = [torch.zeros(1, 0, 4, 8)] * 10
     with pytest.raises(DivergenceError) as caught:
         list(stepper.rollout(torch.zeros(1, 2, 4, 8), forcings))

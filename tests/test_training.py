@@ -80,7 +80,9 @@ def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path,
     assert all(torch.equal(a, b) for a, b in weights)
 
 
-def test_resume_refuses_a_state_from_another_config(world_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_refuses_a_state_from_another_config(
+    world_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = write_config(world_store, tmp_path, batch_size=4, epochs=1)
     assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
     args = ["train", "--config", str(config), "--device", "cpu", "--resume", "--set", "train.learning_rate=0.1"]
