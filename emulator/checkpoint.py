@@ -21,7 +21,6 @@ from torch import nn
 from emulator import __version__
 from emulator.config import Config, config_from_dict
 from emulator.data.normalizer import Normalizer
-from emulator.data.source import ZarrSource
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.grid import Grid
@@ -102,16 +101,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(config, normalizer, prognostic, forcing, grid, model, int(metadata["step"]), metadata["version"])
 
 
-def check_fits(checkpoint: Checkpoint, config: Config, source: ZarrSource, path: str) -> None:
-    """Refuse a checkpoint whose channels differ from the config's or whose grid differs from the store's."""
+def check_fits(checkpoint: Checkpoint, config: Config, grid: Grid, data_name: str, path: str) -> None:
+    """Refuse a checkpoint whose channels differ from the config's or whose grid differs from the data's."""
     for kind, expected in (("prognostic", config.data.prognostic), ("forcing", config.data.forcing)):
         trained = getattr(checkpoint, kind)
         if trained != expected:
             raise EmulatorError(f"{path}: checkpoint {kind} channels {trained} differ from the config's {expected}")
-    if checkpoint.grid != source.grid:
+    if checkpoint.grid != grid:
         raise EmulatorError(
             f"{path}: checkpoint grid {checkpoint.grid.nlat}x{checkpoint.grid.nlon} {checkpoint.grid.kind} "
-            f"differs from store {source.store} grid {source.grid.nlat}x{source.grid.nlon} {source.grid.kind}"
+            f"differs from {data_name} grid {grid.nlat}x{grid.nlon} {grid.kind}"
         )
 
 

@@ -161,6 +161,12 @@ class Config(Strict):
     forecast: ForecastConfig = ForecastConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
 
+    @model_validator(mode="after")
+    def _online_needs_a_world(self) -> Config:
+        if self.train.online is not None and self.world is None:
+            raise ValueError("train.online simulates the built-in world: the config needs a world: section")
+        return self
+
 
 def _plain(node: Any) -> Any:
     """YAML reads unquoted timestamps as dates; the config keeps every time as an ISO string."""

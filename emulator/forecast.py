@@ -121,7 +121,7 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     checkpoint_path = options.checkpoint or settings.checkpoint
     loaded = load_checkpoint(checkpoint_path)
     source = ZarrSource(config.data.store, config.data.prognostic)
-    check_fits(loaded, config, source, checkpoint_path)
+    check_fits(loaded, config, source.grid, f"store {source.store}", checkpoint_path)
     forcing_source = ZarrSource(config.data.store, loaded.forcing) if loaded.forcing else None
     init = resolve_init_time(source, options.init_time or settings.init_time)
     target = choose_device(options.device)

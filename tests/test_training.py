@@ -9,15 +9,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from safetensors import safe_open
 
+from emulator.checkpoint import load_checkpoint
 from emulator.cli import main
 from emulator.config import config_from_dict
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_statistics
+from emulator.errors import EmulatorError
 from emulator.training.batches import StoreBatches
 from emulator.training.state import state_path
 from emulator.training.train import Trainer
@@ -147,3 +150,31 @@ def test_input_noise_changes_the_loss_and_is_seeded_per_step(world_store: Path, 
         tiny_trainer(world_store, tmp_path, input_noise=0.5)[0].optimize(batch, 0.0, step)[0] for step in (0, 0, 1)
     ]
     assert noisy[0] == noisy[1] != noisy[2] and noisy[0] != clean
+
+
+def test_online_training_learns_from_the_solver_with_nothing_on_disk(world_store: Path, tmp_path: Path) -> None:
+    tree = tiny_config_tree(tmp_path / "never_written.zarr", tmp_path)
+    del tree["data"]["train_period"], tree["data"]["validation_period"]
+    tree["world"]["physics"]["dt_seconds"] = 900.0
+    online = {"trajectories": 2, "spinup_days": 1, "buffer_windows": 8, "refresh_per_step": 2, "statistics_windows": 12}
+    tree["train"] |= {"batch_size": 4, "epochs": 3, "online": online}
+    config = tmp_path / "online.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    assert not (tmp_path / "never_written.zarr").exists()
+    losses = [float(row["train_loss"]) for row in metrics(tmp_path)]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    # the statistics estimated online agree with a store of the same world's climate
+    source = ZarrSource(str(world_store), CHANNELS)
+    stored = compute_statistics(source, np.arange(len(source)))
+    estimated = load_checkpoint(tmp_path / "model.ckpt").normalizer
+    np.testing.assert_allclose(estimated.mean[0], stored.mean[0], rtol=0.01)  # geopotential: g times depth
+    np.testing.assert_allclose(estimated.std, stored.std, rtol=0.5)
+
+
+def test_online_training_without_a_world_is_refused(tmp_path: Path) -> None:
+    tree = tiny_config_tree(tmp_path / "store.zarr", tmp_path)
+    del tree["world"]
+    tree["train"]["online"] = {}
+    with pytest.raises(EmulatorError, match=r"train.online simulates the built-in world: the config needs a world"):
+        config_from_dict(tree, "test")

@@ -40,6 +40,7 @@ from emulator.models.registry import parameter_count
 from emulator.stepper import Stepper
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.loss import TrainingLoss
+from emulator.training.online import OnlineBatches, estimate_statistics, world_grid
 from emulator.training.state import Progress, load_normalizer, load_state, save_state, state_path
 
 LOG = logging.getLogger(__name__)
@@ -139,13 +140,13 @@ class Trainer:
         return total / count
 
 
-def _initial_checkpoint(config: Config, source: ZarrSource) -> Checkpoint:
+def _initial_checkpoint(config: Config, grid: Grid, data_name: str) -> Checkpoint:
     """The checkpoint to fine-tune, checked against this run's model, channels and grid."""
     path = str(config.train.init_checkpoint)
     initial = load_checkpoint(path)
     if initial.config.model != config.model:
         raise EmulatorError(f"{path}: model {initial.config.model} differs from the config's {config.model}")
-    check_fits(initial, config, source, path)
+    check_fits(initial, config, grid, data_name, path)
     LOG.info("fine-tuning from %s (step %d)", path, initial.step)
     return initial
 
@@ -171,13 +172,6 @@ class MetricsLog:
 
     def close(self) -> None:
         self.file.close()
-
-
-def _statistics(config: Config, source: ZarrSource) -> Normalizer:
-    if config.train.init_checkpoint:
-        return _initial_checkpoint(config, source).normalizer
-    LOG.info("computing normalization statistics over %s", config.data.train_period or "the whole store")
-    return compute_statistics(source, source.period_indices(config.data.train_period))
 
 
 def _run_stages(
@@ -237,35 +231,88 @@ def _run_stages(
     return path
 
 
+class TrainingData:
+    """Where windows come from: a store, or the world's solver (online); and the run's statistics."""
+
+    def __init__(self, config: Config, resume_from: Path | None) -> None:
+        self.config = config
+        data, online = config.data, config.train.online
+        self.source = ZarrSource(data.store, data.prognostic + data.forcing) if online is None else None
+        if online is None:
+            assert self.source is not None
+            self.grid, self.name = self.source.grid, f"store {data.store}"
+        else:
+            assert config.world is not None
+            self.grid, self.name = world_grid(config.world), "the built-in world"
+        self.initial = _initial_checkpoint(config, self.grid, self.name) if config.train.init_checkpoint else None
+        self.normalizer = self._statistics(resume_from)
+
+    def _statistics(self, resume_from: Path | None) -> Normalizer:
+        config, online = self.config, self.config.train.online
+        if resume_from is not None:
+            return load_normalizer(resume_from)
+        if self.initial is not None:
+            return self.initial.normalizer
+        if online is not None:
+            assert config.world is not None
+            LOG.info("estimating normalization statistics from %d simulated windows", online.statistics_windows)
+            return estimate_statistics(config.world, online, config.data.prognostic, self.grid, config.train.seed)
+        assert self.source is not None
+        LOG.info("computing normalization statistics over %s", config.data.train_period or "the whole store")
+        return compute_statistics(self.source, self.source.period_indices(config.data.train_period))
+
+    def training(self, stage: int, steps: int) -> Batches:
+        settings, data = self.config.train, self.config.data
+        if settings.online is not None:
+            assert self.config.world is not None
+            world, seed = self.config.world, epoch_key(settings.seed, stage, 0)
+            return OnlineBatches(
+                world, settings.online, data.prognostic, self.normalizer, steps, settings.batch_size, seed
+            )
+        return self._store_batches(steps, data.train_period, shuffle=True)
+
+    def validation(self, steps: int) -> Batches | None:
+        period = self.config.data.validation_period
+        if period is None:
+            return None
+        if self.source is None:
+            data = self.config.data
+            self.source = ZarrSource(data.store, data.prognostic + data.forcing)
+        return self._store_batches(steps, period, shuffle=False)
+
+    def _store_batches(self, steps: int, period: tuple[str, str] | None, shuffle: bool) -> StoreBatches:
+        settings, data = self.config.train, self.config.data
+        assert self.source is not None
+        return StoreBatches(
+            self.source, data.prognostic, data.forcing, self.normalizer, period, steps, settings.batch_size,
+            settings.num_workers, shuffle,
+        )  # fmt: skip
+
+
 def train(config: Config, device: str = "auto", resume: bool = False) -> Path:
-    """Train ``config.model`` on ``config.data``; return the checkpoint path.
+    """Train ``config.model`` on ``config.data`` (or online on the world); return the checkpoint path.
 
     With ``resume``, continue from the state saved beside the checkpoint.
     """
-    settings, data = config.train, config.data
-    target = choose_device(device)
+    settings = config.train
     path = Path(settings.checkpoint)
     saved = state_path(path)
-    source = ZarrSource(data.store, data.prognostic + data.forcing)
-    normalizer = load_normalizer(saved) if resume else _statistics(config, source)
-    trainer = Trainer(config, normalizer, source.grid, target)
+    data = TrainingData(config, saved if resume else None)
+    trainer = Trainer(config, data.normalizer, data.grid, choose_device(device))
     progress = Progress()
     if resume:
         progress = load_state(saved, config, trainer.model, trainer.ema, trainer.optimizer)
         LOG.info("resuming %s at step %d (stage %d, epoch %d)", saved, progress.step, progress.stage, progress.epoch)
-    elif settings.init_checkpoint:
-        trainer.model.load_state_dict(_initial_checkpoint(config, source).model.state_dict())
+    elif data.initial is not None:
+        trainer.model.load_state_dict(data.initial.model.state_dict())
     LOG.info("%s with %d parameters", config.model.name, parameter_count(trainer.model))
-
-    def batches(steps: int, period: tuple[str, str] | None, shuffle: bool) -> StoreBatches:
-        return StoreBatches(
-            source, data.prognostic, data.forcing, normalizer, period, steps, settings.batch_size,
-            settings.num_workers, shuffle,
-        )  # fmt: skip
-
     stages = settings.stages()
-    longest = max(stage.rollout_steps for stage in stages)
-    validation = batches(longest, data.validation_period, False) if data.validation_period else None
+    training = [data.training(index, stage.rollout_steps) for index, stage in enumerate(stages)]
+    validation = data.validation(max(stage.rollout_steps for stage in stages))
     path.parent.mkdir(parents=True, exist_ok=True)
-    training = [batches(stage.rollout_steps, data.train_period, True) for stage in stages]
-    return _run_stages(trainer, training, validation, progress, path)
+    try:
+        return _run_stages(trainer, training, validation, progress, path)
+    finally:
+        for batches in training:
+            if isinstance(batches, OnlineBatches):
+                batches.close()

@@ -1,0 +1,289 @@
+"""The stability scorecard: skill on a held-out year of the built-in world, and long rollouts.
+
+Truth: ``configs/world_heldout.yaml`` (seed 2, never trained on; written here if
+missing). The model and its stability controls are those of ``configs/world.yaml``
+(the demo's), so the scorecard measures what users run.
+
+Figures:
+
+* ``rmse_vs_persistence_{1,3,5,10}d``, ``rmse_vs_climatology_{...}d`` (our RMSE over
+  theirs) and ``acc_{...}d`` per channel, over initial times every 5 days; the
+  climatology is the time mean of the training store (the truth store's in
+  ``--quick``);
+* ``spread_skill_5d`` and ``crps_5d`` of an 8-member Gaussian-random-field ensemble;
+* a rollout of ``--years`` (100 by default) with every control on:
+  ``steps_to_nonfinite`` (the rollout length if none), ``sypd``, ``energy_drift``
+  (mean kinetic energy of the last 30 days over the truth climate's, minus one)
+  and ``spectrum_error_{1,10,100}y`` (largest relative error of band-averaged
+  power, octave bands of degree, every channel and the kinetic energy spectrum,
+  30-day means against the truth year's mean) at each year reached;
+* the same rollout with each control off in turn (at most one year):
+  ``steps_to_failure_without_<control>`` (the rollout length if it never failed).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from benchmarks.timing import emit, note
+from emulator.checkpoint import Checkpoint, load_checkpoint
+from emulator.config import StepperConfig, load_config
+from emulator.data.source import ZarrSource
+from emulator.data.statistics import compute_climatology
+from emulator.metrics import acc, crps, rmse, spread
+from emulator.perturbations import GaussianFieldPerturbation, GaussianFieldPerturbationConfig
+from emulator.quadrature import AreaMean
+from emulator.spectra import KineticEnergySpectrum, PowerSpectrum
+from emulator.stepper import DivergenceError, Stepper
+from emulator.world.store import write_world_store
+
+BENCH = "skill"
+ROOT = Path(__file__).resolve().parent.parent
+STEPS_PER_DAY = 4
+LEAD_DAYS = (1, 3, 5, 10)
+WINDOW_DAYS = 30
+BANDS = ((1, 2), (2, 4), (4, 8), (8, 16), (16, 32))
+OFF: dict[str, object] = {"spectral_filter": None, "clamp": {}, "conserve": [], "divergence_guard": False}
+ENSEMBLE_MEMBERS = 8
+YEARS, OFF_YEARS = 100.0, 1.0
+YEARS_QUICK = 300 / (365 * STEPS_PER_DAY)
+
+
+@dataclass
+class Setting:
+    truth: str
+    climatology_store: str
+    init_every_days: int
+    lead_days: tuple[int, ...]
+    ensemble_inits: int
+    years: float
+    off_years: float
+    device: torch.device
+
+
+def _truth_store(quick: bool) -> str:
+    config = load_config(ROOT / "configs" / "world_heldout.yaml")
+    assert config.world is not None
+    if quick:
+        path = Path(tempfile.mkdtemp(prefix="skill_")) / "truth.zarr"
+        world = config.world.model_copy(update={"spinup_days": 3, "record_days": 4.0})
+        return str(write_world_store(world, path))
+    if not Path(config.data.store).exists():
+        note(f"writing the held-out truth {config.data.store} (a simulated year, about 10 minutes)")
+        write_world_store(config.world, config.data.store)
+    return config.data.store
+
+
+class Diagnostics:
+    """Area-mean kinetic energy and band-averaged spectra of physical ``(batch, 3, lat, lon)`` states."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.area_mean = AreaMean(checkpoint.grid)
+        self.power = PowerSpectrum(checkpoint.grid)
+        self.kinetic = KineticEnergySpectrum(checkpoint.grid)
+        self.wind = [checkpoint.prognostic.index(f"{name}_component_of_wind@250") for name in ("u", "v")]
+
+    def energy(self, state: torch.Tensor) -> torch.Tensor:
+        return self.area_mean(0.5 * state[:, self.wind].square().sum(dim=1))[:, 0, 0]
+
+    def bands(self, state: torch.Tensor) -> torch.Tensor:
+        """``(batch, channel + 1, band)``: each channel's power and the kinetic energy, per octave band."""
+        spectra = torch.cat([self.power(state), self.kinetic(state[:, self.wind])[:, None]], dim=1)
+        return torch.stack([spectra[..., low:high].mean(dim=-1) for low, high in BANDS], dim=-1)
+
+
+def _stepper(checkpoint: Checkpoint, controls: StepperConfig, device: torch.device) -> Stepper:
+    normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
+    config = controls.model_copy(update={"residual": checkpoint.config.stepper.residual})
+    return Stepper(checkpoint.model, normalizer, config, checkpoint.grid).to(device).eval()
+
+
+def _forecast(stepper: Stepper, initial: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
+    """Normalized states after each of ``steps`` steps (no forcings), on ``initial``'s device."""
+    empty = initial.new_zeros(1, 0, *initial.shape[-2:])
+    return stepper.rollout(initial, (empty for _ in range(steps)))
+
+
+def _fields(values: torch.Tensor | np.ndarray, dims: tuple[str, ...], checkpoint: Checkpoint) -> xr.DataArray:
+    coords = {"channel": checkpoint.prognostic, "latitude": checkpoint.grid.latitudes}
+    return xr.DataArray(np.asarray(values, dtype=np.float64), dims=(*dims, "channel", "latitude", "longitude"),
+                        coords=coords)  # fmt: skip
+
+
+def scores(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
+    """RMSE against persistence and climatology and ACC at the lead days, over initial times."""
+    stepper = _stepper(checkpoint, controls, setting.device)
+    normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
+    truth = ZarrSource(setting.truth, checkpoint.prognostic)
+    climate = ZarrSource(setting.climatology_store, checkpoint.prognostic)
+    climatology = compute_climatology(climate, np.arange(len(climate))).drop_vars(["latitude", "longitude"])
+    grid = checkpoint.grid
+    lead_steps = np.asarray(setting.lead_days) * STEPS_PER_DAY
+    inits = np.arange(0, len(truth) - lead_steps[-1], STEPS_PER_DAY * setting.init_every_days)
+    squared: dict[str, list[xr.DataArray]] = {"model": [], "persistence": [], "climatology": [], "acc": []}
+    for init in inits:
+        initial = torch.from_numpy(truth.read([init]))
+        states = list(_forecast(stepper, normalizer.normalize(initial).to(setting.device), int(lead_steps[-1])))
+        forecast = _fields(torch.cat([normalizer.denormalize(states[step - 1].cpu()) for step in lead_steps]),
+                           ("lead",), checkpoint)  # fmt: skip
+        target = _fields(truth.read(init + lead_steps), ("lead",), checkpoint)
+        persistence = _fields(initial.expand(len(lead_steps), -1, -1, -1), ("lead",), checkpoint)
+        squared["model"].append(rmse(forecast, target, grid) ** 2)
+        squared["persistence"].append(rmse(persistence, target, grid) ** 2)
+        squared["climatology"].append(rmse(climatology, target, grid) ** 2)
+        squared["acc"].append(acc(forecast, target, climatology, grid))
+    mean = {name: xr.concat(values, "init").mean("init") for name, values in squared.items()}
+    for i, day in enumerate(setting.lead_days):
+        for channel in checkpoint.prognostic:
+            config = {"channel": channel, "initial_times": len(inits), "truth": Path(setting.truth).name}
+            at = {name: values.isel(lead=i).sel(channel=channel) for name, values in mean.items()}
+            for reference in ("persistence", "climatology"):
+                ratio = float(np.sqrt(at["model"] / at[reference]))
+                emit(BENCH, f"rmse_vs_{reference}_{day}d", ratio, config, setting.device)
+            emit(BENCH, f"acc_{day}d", float(at["acc"]), config, setting.device)
+    ensemble_day = setting.lead_days[min(2, len(setting.lead_days) - 1)]
+    ensemble_scores(checkpoint, stepper, truth, inits[: setting.ensemble_inits], ensemble_day, setting)
+
+
+def ensemble_scores(
+    checkpoint: Checkpoint, stepper: Stepper, truth: ZarrSource, inits: np.ndarray, day: int, setting: Setting
+) -> None:
+    """Spread/skill and fair CRPS of a Gaussian-random-field ensemble at one lead."""
+    normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
+    perturbation = GaussianFieldPerturbation(GaussianFieldPerturbationConfig(), checkpoint.prognostic, checkpoint.grid)
+    lead = day * STEPS_PER_DAY
+    spread_squared, error_squared, crps_values = [], [], []
+    for init in inits:
+        control = normalizer.normalize(torch.from_numpy(truth.read([init])))[0]
+        members = torch.stack([perturbation.member(control, member) for member in range(ENSEMBLE_MEMBERS)])
+        *_, last = _forecast(stepper, members.to(setting.device), lead)
+        ensemble = _fields(normalizer.denormalize(last.cpu()), ("member",), checkpoint)
+        target = _fields(truth.read([init + lead])[0], (), checkpoint)
+        spread_squared.append(spread(ensemble, checkpoint.grid) ** 2)
+        error_squared.append(rmse(ensemble.mean("member"), target, checkpoint.grid) ** 2)
+        crps_values.append(crps(ensemble, target, checkpoint.grid))
+    ratio = (xr.concat(spread_squared, "init").mean("init") / xr.concat(error_squared, "init").mean("init")) ** 0.5
+    mean_crps = xr.concat(crps_values, "init").mean("init")
+    for channel in checkpoint.prognostic:
+        config = {"channel": channel, "initial_times": len(inits), "members": ENSEMBLE_MEMBERS}
+        emit(BENCH, f"spread_skill_{day}d", float(ratio.sel(channel=channel)), config, setting.device)
+        emit(BENCH, f"crps_{day}d", float(mean_crps.sel(channel=channel)), config, setting.device)
+
+
+def truth_climate(checkpoint: Checkpoint, diagnostics: Diagnostics, store: str) -> tuple[float, torch.Tensor]:
+    """Mean kinetic energy and band spectra of the truth, one sample a day."""
+    truth = ZarrSource(store, checkpoint.prognostic)
+    energy, bands = [], []
+    for start in range(0, len(truth), STEPS_PER_DAY * 30):
+        states = torch.from_numpy(truth.read(np.arange(start, min(start + STEPS_PER_DAY * 30, len(truth)), 4)))
+        energy.append(diagnostics.energy(states))
+        bands.append(diagnostics.bands(states))
+    return float(torch.cat(energy).mean()), torch.cat(bands).mean(dim=0)
+
+
+def long_rollout(
+    checkpoint: Checkpoint, controls: StepperConfig, initial: torch.Tensor, years: float, device: torch.device
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(step, physical state)`` once a day for ``years``.
+
+    Stops with :class:`DivergenceError` when the guard trips, or (guard off) at the
+    first day with a non-finite value.
+    """
+    stepper = _stepper(checkpoint, controls, device)
+    normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
+    steps = round(years * 365 * STEPS_PER_DAY)
+    for step, state in enumerate(_forecast(stepper, normalizer.normalize(initial).to(device), steps), 1):
+        if step % STEPS_PER_DAY == 0:
+            if not bool(torch.isfinite(state).all()):
+                raise DivergenceError(step, "any", "is not finite (found at the daily check)")
+            yield step, normalizer.denormalize(state.cpu())
+
+
+def controlled_rollout(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
+    """The long rollout with every control on: drift, spectra at each year reached, speed."""
+    diagnostics = Diagnostics(checkpoint)
+    truth_energy, truth_bands = truth_climate(checkpoint, diagnostics, setting.truth)
+    initial = torch.from_numpy(ZarrSource(setting.truth, checkpoint.prognostic).read([0]))
+    steps = round(setting.years * 365 * STEPS_PER_DAY)
+    days = WINDOW_DAYS if setting.years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
+    marks = {round(year * 365 * STEPS_PER_DAY): f"{year}y" for year in (1, 10, 100) if year <= setting.years}
+    marks[steps - steps % STEPS_PER_DAY] = "end"
+    config = {"years": setting.years, "truth": Path(setting.truth).name, "controls": _describe(controls)}
+    energy: list[float] = []
+    bands: list[torch.Tensor] = []
+    reached, start = 0, time.perf_counter()
+    try:
+        for step, state in long_rollout(checkpoint, controls, initial, setting.years, setting.device):
+            reached = step
+            energy = [*energy[1 - days :], float(diagnostics.energy(state)[0])]
+            bands = [*bands[1 - days :], diagnostics.bands(state)[0]]
+            if step in marks:
+                error = float((torch.stack(bands).mean(dim=0) / truth_bands - 1.0).abs().max())
+                emit(
+                    BENCH, f"spectrum_error_{marks[step]}", error, config | {"step": step, "days": days}, setting.device
+                )
+            if step % (STEPS_PER_DAY * 365) == 0:
+                note(
+                    f"year {step // (STEPS_PER_DAY * 365)}: kinetic energy {energy[-1]:.1f} (truth {truth_energy:.1f})"
+                )
+    except DivergenceError as error:
+        reached = error.step
+        note(f"every control on: {error}")
+    seconds = time.perf_counter() - start
+    emit(BENCH, "steps_to_nonfinite", float(max(reached, 1)), config | {"rollout_steps": steps}, setting.device)
+    emit(BENCH, "energy_drift", float(np.mean(energy)) / truth_energy - 1.0, config | {"days": days}, setting.device)
+    sypd = reached / (STEPS_PER_DAY * 365) / (seconds / 86_400)
+    emit(BENCH, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, setting.device)
+
+
+def controls_off(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
+    """The rollout again with each control in use switched off: the step it fails at."""
+    initial = torch.from_numpy(ZarrSource(setting.truth, checkpoint.prognostic).read([0]))
+    years = min(setting.years, setting.off_years)
+    steps = round(years * 365 * STEPS_PER_DAY)
+    for control, off in OFF.items():
+        if getattr(controls, control) == off:
+            continue
+        failed_at = steps
+        try:
+            without = controls.model_copy(update={control: off})
+            for _ in long_rollout(checkpoint, without, initial, years, setting.device):
+                pass
+        except DivergenceError as error:
+            failed_at = error.step
+            note(f"without {control}: {error}")
+        config = {"rollout_steps": steps, "failed": failed_at < steps, "controls": _describe(controls)}
+        emit(BENCH, f"steps_to_failure_without_{control}", float(failed_at), config, setting.device)
+
+
+def _describe(controls: StepperConfig) -> str:
+    return controls.model_dump_json(exclude={"residual"})
+
+
+def run(quick: bool, device: torch.device) -> None:
+    config = load_config(ROOT / "configs" / "world.yaml")
+    checkpoint = load_checkpoint(ROOT / config.forecast.checkpoint)
+    truth = _truth_store(quick)
+    train_store = load_config(ROOT / "configs" / "world_train.yaml").data.store
+    setting = Setting(
+        truth=truth,
+        climatology_store=truth if quick or not Path(train_store).exists() else train_store,
+        init_every_days=1 if quick else 5,
+        lead_days=(1, 2) if quick else LEAD_DAYS,
+        ensemble_inits=1 if quick else 12,
+        years=YEARS_QUICK if quick else YEARS,
+        off_years=YEARS_QUICK / 2 if quick else OFF_YEARS,
+        device=device,
+    )
+    note(f"truth {truth}; controls {_describe(config.stepper)}")
+    scores(checkpoint, config.stepper, setting)
+    controlled_rollout(checkpoint, config.stepper, setting)
+    controls_off(checkpoint, config.stepper, setting)
