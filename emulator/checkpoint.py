@@ -13,9 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from emulator import __version__
@@ -25,6 +23,7 @@ from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.grid import Grid
 from emulator.models.registry import build_model
+from emulator.tensorfile import read_tensor_file
 
 FORMAT = "emulator-checkpoint-1"
 
@@ -63,24 +62,10 @@ def build_for(config: Config, prognostic: list[str], forcing: list[str], grid: G
     return build_model(config.model, len(prognostic) + len(forcing), len(prognostic), grid)
 
 
-def _read_metadata(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise EmulatorError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise EmulatorError(f"{path}: not a readable checkpoint ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise EmulatorError(f"{path}: not an emulator checkpoint (format {metadata.get('format')!r})")
-    return metadata, tensors
-
-
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a checkpoint and rebuild its model; refuse weights that do not fit it."""
     path = Path(path)
-    metadata, tensors = _read_metadata(path)
+    metadata, tensors = read_tensor_file(path, FORMAT, "checkpoint")
     config = config_from_dict(json.loads(metadata["config"]), f"{path} (embedded config)")
     normalizer = Normalizer.from_json(metadata["normalizer"])
     prognostic, forcing = json.loads(metadata["prognostic"]), json.loads(metadata["forcing"])

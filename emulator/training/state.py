@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from emulator.config import Config
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
+from emulator.tensorfile import read_tensor_file
 
 FORMAT = "emulator-training-state-1"
 
@@ -86,30 +86,16 @@ def _differing_section(saved: dict, current: dict) -> str | None:
     return next((key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)), None)
 
 
-def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise EmulatorError(f"{path}: no training state to resume from")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise EmulatorError(f"{path}: not a readable training state ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise EmulatorError(f"{path}: not a training state (format {metadata.get('format')!r})")
-    return metadata, tensors
-
-
 def load_normalizer(path: Path) -> Normalizer:
     """The normalization statistics of the run that wrote the state."""
-    return Normalizer.from_json(_read(path)[0]["normalizer"])
+    return Normalizer.from_json(read_tensor_file(path, FORMAT, "training state")[0]["normalizer"])
 
 
 def load_state(
     path: Path, config: Config, model: nn.Module, ema: nn.Module | None, optimizer: torch.optim.Optimizer
 ) -> Progress:
     """Restore weights, EMA and optimizer in place; return where the run was."""
-    metadata, tensors = _read(path)
+    metadata, tensors = read_tensor_file(path, FORMAT, "training state")
     saved, current = json.loads(metadata["config"]), json.loads(config.model_dump_json())
     section = _differing_section(saved, current)
     if section is not None:
