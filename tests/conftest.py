@@ -33,7 +33,7 @@ def tiny_config_tree(store: Path, workdir: Path) -> dict:
             "validation_period": ["2000-01-04", "2000-01-04T18:00"],
         },
         "model": {"name": "sfno", "embed_dim": 8, "num_layers": 2},
-        "stepper": {"max_abs_normalized": 1000.0},
+        "stepper": {"max_abs_normalized": 1000.0, "max_mean_square_normalized": 1.0e6},
         "train": {"batch_size": 4, "epochs": 2, "checkpoint": str(workdir / "model.ckpt"), "log_every": 1},
         "forecast": {
             "checkpoint": str(workdir / "model.ckpt"),

@@ -1,15 +1,22 @@
 """The stepper around a stand-in network: residual arithmetic, stability controls, the divergence guard."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
-from emulator.config import StepperConfig
+from emulator.cli import main
+from emulator.config import StepperConfig, load_config
 from emulator.data.normalizer import Normalizer
+from emulator.data.source import ZarrSource
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.io.forecast_reader import open_forecast
 from emulator.quadrature import AreaMean
 from emulator.stability import Bounds, SpectralFilterConfig
 from emulator.stepper import DivergenceError, Stepper
@@ -134,3 +141,21 @@ def test_guard_stops_an_energy_blow_up() -> None:
     stepper = Stepper(Constant(1.0), NORMALIZER, config, GRID)
     with pytest.raises(DivergenceError, match=r"step 2: channel 'a' energy blew up: area-mean square 16"):
         list(stepper.rollout(torch.full((1, 2, 4, 8), 3.0), [torch.zeros(1, 0, 4, 8)] * 5))
+
+
+def test_forecast_applies_the_run_configs_controls_to_a_model_trained_without(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config, _ = trained  # trained with no control but the guard
+    out = tmp_path / "controlled"
+    controls = ["--set", "stepper.conserve=[geopotential@250]", "--set", "stepper.spectral_filter={strength: 0.5}"]
+    assert main(["forecast", "--config", str(config), "--output", str(out), "--device", "cpu", *controls]) == 0
+    with open_forecast(next(out.glob("forecast_*.nc"))) as forecast:
+        assert forecast.attrs["stepper_conserve"] == '["geopotential@250"]'
+        assert json.loads(forecast.attrs["stepper_spectral_filter"]) == {"strength": 0.5, "order": 8}
+        weights = xr.DataArray(Grid(32, 64).area_weights, dims="latitude")
+        means = forecast.geopotential.isel(member=0, init_time=0).weighted(weights).mean(("latitude", "longitude"))
+        source = ZarrSource(str(load_config(config).data.store), ["geopotential@250"])
+        initial = source.read([source.time_index(forecast.init_time.values[0])])[0, 0]
+    truth_mean = float((initial * Grid(32, 64).area_weights[:, None]).mean())
+    np.testing.assert_allclose(means.values, truth_mean, rtol=1e-5)
