@@ -11,7 +11,7 @@ Figures:
   climatology is the time mean of the training store (the truth store's in
   ``--quick``);
 * ``spread_skill_5d`` and ``crps_5d`` of an 8-member Gaussian-random-field ensemble;
-* a rollout of ``--years`` (100 by default) with every control on:
+* a rollout of ``--years`` (100 by default; a few hundred steps with ``--quick``) with every control on:
   ``steps_to_nonfinite`` (the rollout length if none), ``sypd``, ``energy_drift``
   (mean kinetic energy of the last 30 days over the truth climate's, minus one)
   and ``spectrum_error_{1,10,100}y`` (largest relative error of band-averaged
@@ -268,7 +268,7 @@ def _describe(controls: StepperConfig) -> str:
     return controls.model_dump_json(exclude={"residual"})
 
 
-def run(quick: bool, device: torch.device) -> None:
+def run(quick: bool, device: torch.device, years: float | None = None) -> None:
     config = load_config(ROOT / "configs" / "world.yaml")
     checkpoint = load_checkpoint(ROOT / config.forecast.checkpoint)
     truth = _truth_store(quick)
@@ -279,7 +279,7 @@ def run(quick: bool, device: torch.device) -> None:
         init_every_days=1 if quick else 5,
         lead_days=(1, 2) if quick else LEAD_DAYS,
         ensemble_inits=1 if quick else 12,
-        years=YEARS_QUICK if quick else YEARS,
+        years=years or (YEARS_QUICK if quick else YEARS),
         off_years=YEARS_QUICK / 2 if quick else OFF_YEARS,
         device=device,
     )
