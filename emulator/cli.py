@@ -86,6 +86,13 @@ def _ensemble(args: argparse.Namespace) -> None:
     _print_products(run_ensemble(_config(args), args.members, _rollout_options(args)))
 
 
+def _nightly(args: argparse.Namespace) -> None:
+    from emulator.nightly import run_nightly
+
+    manifest = run_nightly(_config(args), args.config, Path(args.output), args.device)
+    print(f"manifest: {manifest}" if manifest else "nothing to do: the newest cycle is complete")
+
+
 def _spectra(args: argparse.Namespace) -> None:
     from emulator.io.spectra_writer import write_spectra
 
@@ -177,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollout_options(sub)
     sub.add_argument("--members", type=int, help="number of members, the control included (default: ensemble.members)")
 
+    sub = command(
+        "nightly",
+        _nightly,
+        "The nightly job: newest complete initial time, forecast, ensemble, spectra, scores, manifest "
+        "(idempotent, safe to kill, locked; exit 3 when another run holds the cycle).",
+    )
+    _add_config(sub)
+    _add_device(sub)
+    sub.add_argument("--output", default="nightly", help="directory of cycles (default: nightly)")
+
     sub = command("spectra", _spectra, "Compute power spectra per spherical-harmonic degree of a forecast NetCDF file.")
     sub.add_argument("forecast", help="forecast NetCDF file")
     sub.add_argument("--output", required=True, help="spectra NetCDF file to write")
@@ -209,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except EmulatorError as error:
         print(f"emulator {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"emulator {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,7 @@ import xarray as xr
 from emulator.cli import main
 from emulator.io.forecast_reader import open_forecast
 
-SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "ensemble", "spectra", "evaluate", "plot"]
+SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "ensemble", "nightly", "spectra", "evaluate", "plot"]
 
 
 def run(*args: str) -> int:
