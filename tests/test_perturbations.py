@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from emulator.grid import Grid
 from emulator.errors import EmulatorError
+from emulator.grid import Grid
 from emulator.perturbations import GaussianRandomField, RandomFieldConfig, RandomFieldPerturbation, seeded_generator
 from emulator.spectra import PowerSpectrum
 
