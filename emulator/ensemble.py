@@ -34,6 +34,7 @@ from emulator.forecast import (
     prepare_forecast,
     write_rollouts,
 )
+from emulator.io.forecast_reader import open_forecast
 from emulator.io.spectra_writer import write_spectra
 from emulator.members import MemberRecipe, ModelNoise, Perturbations, ensemble_recipes, initial_state
 
@@ -125,6 +126,24 @@ def roll_out_recipes(
     jobs = prepare_checkpoints(config, paths, options)
     attrs = jobs[paths[0]].attrs("ensemble") | {"member_recipes": _recorded(recipes)}
     return _roll_out(jobs, recipes, path, attrs, config.ensemble.batch_size)
+
+
+def reproduce_members(
+    config: Config, ensemble: Path, member_ids: Sequence[int], options: RolloutOptions = RolloutOptions()
+) -> Path:
+    """Re-run members of an ensemble output from the recipes it records; write ``members_<ids>_<name>``.
+
+    The config and options must give the same store, initial time and lead as the ensemble's.
+    """
+    with open_forecast(ensemble) as forecast:
+        recorded = json.loads(forecast.attrs.get("member_recipes", "[]"))
+    recipes = {recipe["member"]: MemberRecipe.model_validate(recipe) for recipe in recorded}
+    missing = sorted(set(member_ids) - set(recipes))
+    if missing:
+        raise EmulatorError(f"{ensemble}: no recipe for members {missing}")
+    name = "_".join(str(member) for member in member_ids)
+    path = output_directory(config, options) / f"members_{name}_{Path(ensemble).stem}.nc"
+    return roll_out_recipes(config, [recipes[member] for member in member_ids], path, options)
 
 
 def run_ensemble(

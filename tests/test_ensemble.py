@@ -14,6 +14,7 @@ import xarray as xr
 
 from emulator.breeding import bred_vector, rescale
 from emulator.checkpoint import file_hash, load_checkpoint
+from emulator.cli import main
 from emulator.config import Config, load_config
 from emulator.ensemble import roll_out_recipes, run_ensemble
 from emulator.errors import EmulatorError
@@ -71,11 +72,19 @@ def test_every_member_is_reproduced_bitwise_from_its_recipe_alone(
     assert recipes[3].noise_generator_seed == [5, 3, 1] and recipes[3].initial_generator_seed == [0, 3]
     assert recipes[0].initial is None and recipes[0].model_noise is None, "member 0 is the control"
     assert len({float(values[m, 0, -1].std()) for m in range(5)}) == 5, "every member differs"
-    for member in (3, 4):
-        alone = roll_out_recipes(config, [recipes[member]], tmp_path / f"member{member}.nc", options(tmp_path))
-        again, [recipe] = members(alone)
-        assert recipe == recipes[member]
-        np.testing.assert_array_equal(again[0], values[member])
+    alone = roll_out_recipes(config, [recipes[3]], tmp_path / "member3.nc", options(tmp_path))
+    again, [recipe] = members(alone)
+    assert recipe == recipes[3]
+    np.testing.assert_array_equal(again[0], values[3])
+
+    # from the command line, with the plain config: the recipes carry all that makes the members
+    args = ["--init-time", INIT, "--lead", "2", "--output", str(tmp_path / "cli"), "--device", "cpu"]
+    assert (
+        main(["ensemble", "--config", str(trained[0]), "--reproduce", str(path), "--member-ids", "2", "4", *args]) == 0
+    )
+    again, reproduced = members(tmp_path / "cli" / f"members_2_4_{path.stem}.nc")
+    assert reproduced == [recipes[2], recipes[4]]
+    np.testing.assert_array_equal(again, values[[2, 4]])
 
 
 def test_bred_vectors_are_the_model_grown_difference_rescaled_to_the_amplitude(trained: tuple[Path, Path]) -> None:
