@@ -14,6 +14,7 @@ runs off the same cycle (:class:`~emulator.lock.LockedError`, exit code 3).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -46,6 +47,16 @@ def newest_complete_time(source: ZarrSource) -> pd.Timestamp:
     raise EmulatorError(f"{source.store}: no time has all channels")
 
 
+def product_hash(path: Path) -> str:
+    """SHA-256 of a file, or of a Zarr store's files (relative names and contents, in name order)."""
+    if path.is_file():
+        return file_hash(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{member.relative_to(path)}:{file_hash(member)}".encode())
+    return digest.hexdigest()
+
+
 def manifest_is_complete(directory: Path) -> bool:
     """A manifest exists and every product it names has the recorded checksum."""
     path = directory / MANIFEST
@@ -53,12 +64,13 @@ def manifest_is_complete(directory: Path) -> bool:
         return False
     products = json.loads(path.read_text())["products"]
     return all(
-        (directory / name).is_file() and file_hash(directory / name) == digest for name, digest in products.items()
+        (directory / name).exists() and product_hash(directory / name) == digest for name, digest in products.items()
     )
 
 
 def _write_manifest(directory: Path, cycle: pd.Timestamp, config_path: str) -> Path:
-    products = {p.name: file_hash(p) for p in sorted(directory.glob("*.nc"))}
+    found = sorted([*directory.glob("*.nc"), *directory.glob("*.zarr")])
+    products = {p.name: product_hash(p) for p in found}
     manifest = {
         "cycle": cycle.isoformat(),
         "config": config_path,

@@ -14,6 +14,7 @@ import yaml
 from emulator.checkpoint import file_hash
 from emulator.cli import main
 from emulator.lock import LockedError
+from emulator.nightly import manifest_is_complete, product_hash
 
 
 def nightly_config(trained: tuple[Path, Path], store: Path, tmp_path: Path) -> Path:
@@ -69,6 +70,21 @@ def test_run_twice_then_finish_a_killed_cycle(
     assert nightly(config, output) == 0
     assert (cycle / "manifest.json").is_file() and (cycle / "ensemble_20000104T1800.nc").is_file()
     assert (cycle / "forecast_20000104T1800.nc").stat().st_mtime_ns == stamps["forecast_20000104T1800.nc"]
+
+
+def test_a_zarr_ensemble_is_in_the_manifest_by_the_checksum_of_its_files(
+    trained: tuple[Path, Path], world_store: Path, tmp_path: Path
+) -> None:
+    config, output = nightly_config(trained, world_store, tmp_path), tmp_path / "nightly"
+    assert main(["nightly", "--config", str(config), "--output", str(output), "--device", "cpu",
+                 "--set", "ensemble.output_format=zarr"]) == 0  # fmt: skip
+    cycle = output / "20000104T1800"
+    manifest = json.loads((cycle / "manifest.json").read_text())["products"]
+    assert manifest["ensemble_20000104T1800.zarr"] == product_hash(cycle / "ensemble_20000104T1800.zarr")
+    assert manifest_is_complete(cycle)
+    chunk = next(p for p in (cycle / "ensemble_20000104T1800.zarr" / "geopotential").rglob("*") if p.is_file())
+    chunk.write_bytes(chunk.read_bytes() + b"x")
+    assert not manifest_is_complete(cycle), "a changed chunk is seen"
 
 
 def test_a_later_run_scores_the_cycles_that_became_verifiable(
