@@ -211,7 +211,7 @@ def write_rollouts(path: Path, layout: ForecastLayout, batches: Iterable[MemberB
     with forecast_output(path, layout) as writer:
         with tqdm(total=members * steps, desc=path.stem, unit="member-step") as progress:
             for batch in batches:
-                ids = f"members {batch.member_ids[0]}-{batch.member_ids[-1]}"
+                ids = "members " + ",".join(str(member) for member in batch.member_ids)
                 LOG.info("%s: %d steps (%d lagged)", ids, steps, batch.lag)
                 try:
                     for lead, state in enumerate(batch.states()):
