@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def atomic_zarr(path: Path) -> Iterator[zarr.Group]:
     path.parent.mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(temporary, mode="w", zarr_format=3)
     yield group
-    zarr.consolidate_metadata(temporary)
+    with warnings.catch_warnings():  # xarray reads consolidated v3 metadata, which zarr calls provisional
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+        zarr.consolidate_metadata(temporary)
     if path.exists():
         shutil.rmtree(path)
     temporary.rename(path)
