@@ -170,12 +170,14 @@ def run_ensemble(
     if world == 1:
         _roll_out(jobs, recipes, path, attrs, settings.batch_size)
     else:
-        LOG.info("rank %d of %d: members %s", rank, world, [r.member for r in recipes[rank::world]])
-        _roll_out(jobs, recipes[rank::world], part_path(path, rank), attrs, settings.batch_size)
+        mine = recipes[rank::world]
+        LOG.info("rank %d of %d: members %s", rank, world, [r.member for r in mine])
+        if mine:
+            _roll_out(jobs, mine, part_path(path, rank), attrs, settings.batch_size)
         barrier(world)
         if rank == 0:
             layout = forecast_layout(first, [r.member for r in recipes], attrs)
-            assemble_parts([part_path(path, r) for r in range(world)], path, layout)
+            assemble_parts([part_path(path, r) for r in range(min(world, len(recipes)))], path, layout)
         barrier(world)
     spectra = out_dir / f"ensemble_spectra_{stamp}.nc"
     if rank == 0:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -180,20 +182,27 @@ def test_bred_vectors_grow_faster_than_random_fields_of_the_same_amplitude(train
 NOISY = ("ensemble.model_noise={default_amplitude: 0.02}", "ensemble.lag_steps=[0, 1]")
 
 
-def _rank(rank: int, world: int, rendezvous: str, config: str, out: str) -> None:
+def _rank(rank: int, world: int, port: int, config: str, out: str) -> None:
+    """One process as ``torchrun`` starts it: the group is named by the environment alone."""
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
         run_ensemble(load_config(config, ["ensemble.batch_size=2", *NOISY]), members=5, options=options(Path(out)))
     finally:
         dist.destroy_process_group()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_members_spread_over_two_gloo_ranks_equal_the_single_process_ensemble(
     trained: tuple[Path, Path], tmp_path: Path
 ) -> None:
     single = run_ensemble(ensemble_config(trained, *NOISY), members=5, options=options(tmp_path / "single"))
-    args = (2, str(tmp_path / "rendezvous"), str(trained[0]), str(tmp_path / "ranks"))
+    args = (2, free_port(), str(trained[0]), str(tmp_path / "ranks"))
     mp.spawn(_rank, args=args, nprocs=2, join=True)
     assembled = tmp_path / "ranks" / single["ensemble"].name
     assert sorted(p.name for p in assembled.parent.iterdir()) == sorted(
