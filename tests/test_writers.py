@@ -66,7 +66,10 @@ def test_zarr_output_matches_netcdf_and_weatherbench2_names_read_back(tmp_path: 
     assert raw[expected[2]].values[-1] == np.timedelta64(18, "h")
     with open_forecast(tmp_path / "f.nc") as netcdf, open_forecast(tmp_path / "f.zarr") as zarr:
         assert zarr.attrs == netcdf.attrs and zarr.geopotential.dims == netcdf.geopotential.dims == (
-            *FIELD_DIMS[:3], "level", "latitude", "longitude"
+            *FIELD_DIMS[:3],
+            "level",
+            "latitude",
+            "longitude",
         )
         assert zarr["2m_temperature"].attrs["units"] == "K"
         xr.testing.assert_identical(zarr.load(), netcdf.load())
