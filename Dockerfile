@@ -2,6 +2,7 @@
 #   docker build -t emulator .
 #   docker run --rm -v "$PWD/outputs:/app/outputs" emulator              # make demo
 #   docker run --rm emulator emulator --help                             # any subcommand
+#   docker run --rm -v "$PWD/nightly:/app/nightly" emulator emulator nightly --config configs/nightly.yaml --output nightly
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \

@@ -14,8 +14,8 @@ import torch
 
 from benchmarks.timing import emit, interleaved_medians, note
 from benchmarks.world_model import initial_states, no_forcing, world_stepper
-from emulator.io.forecast_writer import ForecastWriter
-from emulator.io.netcdf import atomic_netcdf
+from emulator.io.layout import ForecastLayout
+from emulator.io.output import forecast_output
 
 BENCH = "writer_overhead"
 
@@ -32,13 +32,13 @@ def run(quick: bool, device: torch.device) -> None:
         for state in stepper.rollout(initial, forcings):
             normalizer.denormalize(state).cpu().numpy()
 
+    leads = [6.0 * (lead + 1) for lead in range(steps)]
+    layout = ForecastLayout(checkpoint.prognostic, {}, checkpoint.grid, pd.Timestamp("2000-01-01"), [0], leads, {})
+
     def writing() -> None:
-        with atomic_netcdf(directory / "forecast.nc") as dataset:
-            writer = ForecastWriter(
-                dataset, checkpoint.prognostic, {}, checkpoint.grid, pd.Timestamp("2000-01-01"), 1, {}
-            )
+        with forecast_output(directory / "forecast.nc", layout) as writer:
             for lead, state in enumerate(stepper.rollout(initial, forcings)):
-                writer.write(lead, 6.0 * (lead + 1), normalizer.denormalize(state).cpu().numpy())
+                writer.write(lead, normalizer.denormalize(state).cpu().numpy())
 
     times = interleaved_medians({"silent": silent, "writing": writing}, repeats, device)
     note(f"{steps} steps: {times['writing']:.3f} s writing, {times['silent']:.3f} s silent")

@@ -81,9 +81,21 @@ def _forecast(args: argparse.Namespace) -> None:
 
 
 def _ensemble(args: argparse.Namespace) -> None:
-    from emulator.ensemble import run_ensemble
+    from emulator.ensemble import reproduce_members, run_ensemble
 
-    _print_products(run_ensemble(_config(args), args.members, _rollout_options(args)))
+    config, options = _config(args), _rollout_options(args)
+    if args.reproduce:
+        path = reproduce_members(config, Path(args.reproduce), args.member_ids, options)
+        print(f"members: {path}")
+        return
+    _print_products(run_ensemble(config, args.members, options))
+
+
+def _nightly(args: argparse.Namespace) -> None:
+    from emulator.nightly import run_nightly
+
+    manifest = run_nightly(_config(args), args.config, Path(args.output), args.device)
+    print(f"manifest: {manifest}" if manifest else "nothing to do: the newest cycle is complete")
 
 
 def _spectra(args: argparse.Namespace) -> None:
@@ -175,10 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "ensemble",
         _ensemble,
-        "Roll out an initial-condition ensemble (random-field perturbations); writes ensemble and spectra NetCDF.",
+        "Roll out an ensemble (random-field or bred-vector initial perturbations, model noise, several "
+        "checkpoints, lagged starts); writes the ensemble (NetCDF or Zarr) and its spectra, every member's recipe "
+        "recorded. Under torchrun the members are spread over the ranks.",
     )
     _add_rollout_options(sub)
     sub.add_argument("--members", type=int, help="number of members, the control included (default: ensemble.members)")
+    sub.add_argument("--reproduce", metavar="ENSEMBLE", help="re-run members of this ensemble output from its recipes")
+    sub.add_argument(
+        "--member-ids", type=int, nargs="+", default=[0], help="with --reproduce: which members (default: 0)"
+    )
+
+    sub = command(
+        "nightly",
+        _nightly,
+        "The nightly job: newest complete initial time, forecast, ensemble, spectra, scores, manifest "
+        "(idempotent, safe to kill, locked; exit 3 when another run holds the cycle).",
+    )
+    _add_config(sub)
+    _add_device(sub)
+    sub.add_argument("--output", default="nightly", help="directory of cycles (default: nightly)")
 
     sub = command("spectra", _spectra, "Compute power spectra per spherical-harmonic degree of a forecast NetCDF file.")
     sub.add_argument("forecast", help="forecast NetCDF file")
@@ -212,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except EmulatorError as error:
         print(f"emulator {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"emulator {args.command}: interrupted", file=sys.stderr)
         return 130

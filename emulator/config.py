@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
-from emulator.perturbations import GaussianFieldPerturbationConfig
+from emulator.perturbations import InitialPerturbationConfig, RandomFieldConfig
 from emulator.schema import Strict
 from emulator.stability import Bounds, SpectralFilterConfig
 from emulator.training.loss import LossConfig
@@ -140,14 +140,32 @@ class ForecastConfig(Strict):
     init_time: str = "latest"
     lead_steps: int = Field(40, gt=0)
     output_dir: str = "outputs"
+    naming: Literal["cf", "weatherbench2"] = Field(
+        "cf", description="output dimension names: CF (member, init_time, lead_time) or WeatherBench2's"
+    )
 
 
 class EnsembleConfig(Strict):
-    """Initial-condition ensemble: member 0 is the control, the others perturbed."""
+    """An ensemble: member 0 is the control; the others are perturbed (see :mod:`emulator.members`)."""
 
     members: int = Field(8, gt=0)
     batch_size: int | None = Field(None, gt=0, description="members rolled out together; None: as many as fit")
-    perturbation: GaussianFieldPerturbationConfig = GaussianFieldPerturbationConfig()
+    perturbation: InitialPerturbationConfig = InitialPerturbationConfig()
+    model_noise: RandomFieldConfig | None = Field(None, description="a random field added after every step")
+    checkpoints: list[str] = Field(
+        default_factory=list, description="members take these round-robin; empty: forecast.checkpoint"
+    )
+    lag_steps: list[int] = Field(
+        default_factory=lambda: [0], min_length=1, description="starts this many steps early, round-robin"
+    )
+    output_format: Literal["netcdf", "zarr"] = "netcdf"
+
+    @field_validator("lag_steps")
+    @classmethod
+    def _lags_valid(cls, lags: list[int]) -> list[int]:
+        if any(lag < 0 for lag in lags) or len(set(lags)) != len(lags):
+            raise ValueError(f"lags must be distinct and not negative: {lags}")
+        return lags
 
 
 class Config(Strict):

@@ -1,24 +1,42 @@
-"""Ensemble forecasts: perturbed initial states rolled out in batches of members.
+"""Ensemble forecasts: members made from recipes, rolled out in batches, across ranks.
 
-Every member's recipe (perturbation, amplitude, length scale, generator seed) is
-stored in the output's ``member_recipes`` attribute (JSON), so any member can be
-reproduced exactly. Members are batched; unless the config gives a batch size,
-it is chosen to fit half the device's free memory (at most 8 members on a CPU).
+Every member's recipe (checkpoint and its hash, lag, initial perturbation, model
+noise, generator seeds; see :mod:`emulator.members`) is stored in the output's
+``member_recipes`` attribute (JSON), and :func:`roll_out_recipes` re-runs any of
+them exactly. Members sharing a checkpoint and a lag are batched; unless the
+config gives a batch size, it is chosen to fit half the device's free memory (at
+most 8 members on a CPU).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from emulator.checkpoint import file_hash
 from emulator.config import Config
-from emulator.forecast import ForecastJob, RolloutOptions, output_directory, prepare_forecast, roll_out_to_netcdf
+from emulator.distributed import assemble_parts, barrier, member_ranks, part_path
+from emulator.errors import EmulatorError
+from emulator.forecast import (
+    ForecastJob,
+    MemberBatch,
+    RolloutOptions,
+    forecast_layout,
+    output_directory,
+    prepare_forecast,
+    write_rollouts,
+)
+from emulator.io.forecast_reader import open_forecast
 from emulator.io.spectra_writer import write_spectra
-from emulator.perturbations import GaussianFieldPerturbation
+from emulator.members import MemberRecipe, ModelNoise, Perturbations, ensemble_recipes, initial_state
 
 LOG = logging.getLogger(__name__)
 MEMORY_FRACTION = 0.5
@@ -49,19 +67,120 @@ def member_batch_size(job: ForecastJob, members: int) -> int:
     return max(1, min(members, fitting, limit))
 
 
+def prepare_checkpoints(config: Config, paths: Sequence[str], options: RolloutOptions) -> dict[str, ForecastJob]:
+    """One forecast job per checkpoint; all must predict the same channels on the same grid."""
+    jobs = {path: prepare_forecast(config, dataclasses.replace(options, checkpoint=path)) for path in paths}
+    first = jobs[paths[0]].loaded
+    for path, job in jobs.items():
+        if job.loaded.prognostic != first.prognostic or job.loaded.grid != first.grid:
+            raise EmulatorError(
+                f"ensemble.checkpoints: {path} predicts {job.loaded.prognostic} on {job.loaded.grid}, "
+                f"{paths[0]} {first.prognostic} on {first.grid}"
+            )
+    return jobs
+
+
+def _batches(
+    jobs: dict[str, ForecastJob], recipes: Sequence[MemberRecipe], member_ids: Sequence[int], batch_size: int
+) -> Iterator[MemberBatch]:
+    """Batches of members sharing a checkpoint and a lag, their initial states made when needed."""
+    perturbations = {path: Perturbations(job) for path, job in jobs.items()}
+    rows = {member: row for row, member in enumerate(member_ids)}
+
+    def key(recipe: MemberRecipe) -> tuple[str, int]:
+        return recipe.checkpoint, recipe.lag_steps
+
+    for (path, lag), group in groupby(sorted(recipes, key=key), key=key):
+        members = sorted(group, key=lambda r: r.member)
+        for first in range(0, len(members), batch_size):
+            chunk = members[first : first + batch_size]
+            job = jobs[path]
+            initial = torch.stack([initial_state(job, r, perturbations[path]) for r in chunk])
+            noise = ModelNoise(chunk, perturbations[path])
+            ids = [r.member for r in chunk]
+            yield MemberBatch(job, initial, ids, np.array([rows[m] for m in ids]), lag, noise if noise.active else None)
+
+
+def _roll_out(
+    jobs: dict[str, ForecastJob], recipes: Sequence[MemberRecipe], path: Path, attrs: dict[str, str], batch: int | None
+) -> Path:
+    first = next(iter(jobs.values()))
+    member_ids = [r.member for r in recipes]
+    batch_size = batch or member_batch_size(first, len(recipes))
+    layout = forecast_layout(first, member_ids, attrs)
+    return write_rollouts(path, layout, _batches(jobs, recipes, member_ids, batch_size), first.steps)
+
+
+def _recorded(recipes: Sequence[MemberRecipe]) -> str:
+    return json.dumps([r.model_dump(mode="json") for r in recipes])
+
+
+def roll_out_recipes(
+    config: Config, recipes: Sequence[MemberRecipe], path: Path, options: RolloutOptions = RolloutOptions()
+) -> Path:
+    """Roll out exactly the members of ``recipes`` (e.g. read back from an output) into ``path``."""
+    paths = list(dict.fromkeys(r.checkpoint for r in recipes))
+    for recipe in recipes:
+        if file_hash(recipe.checkpoint) != recipe.checkpoint_sha256:
+            raise EmulatorError(f"member {recipe.member}: {recipe.checkpoint} is not the checkpoint of its recipe")
+    jobs = prepare_checkpoints(config, paths, options)
+    attrs = jobs[paths[0]].attrs("ensemble") | {"member_recipes": _recorded(recipes)}
+    return _roll_out(jobs, recipes, path, attrs, config.ensemble.batch_size)
+
+
+def reproduce_members(
+    config: Config, ensemble: Path, member_ids: Sequence[int], options: RolloutOptions = RolloutOptions()
+) -> Path:
+    """Re-run members of an ensemble output from the recipes it records; write ``members_<ids>_<name>``.
+
+    The config and options must give the same store, initial time and lead as the ensemble's.
+    """
+    with open_forecast(ensemble) as forecast:
+        recorded = json.loads(forecast.attrs.get("member_recipes", "[]"))
+    recipes = {recipe["member"]: MemberRecipe.model_validate(recipe) for recipe in recorded}
+    missing = sorted(set(member_ids) - set(recipes))
+    if missing:
+        raise EmulatorError(f"{ensemble}: no recipe for members {missing}")
+    name = "_".join(str(member) for member in member_ids)
+    path = output_directory(config, options) / f"members_{name}_{Path(ensemble).stem}.nc"
+    return roll_out_recipes(config, [recipes[member] for member in member_ids], path, options)
+
+
 def run_ensemble(
     config: Config, members: int | None = None, options: RolloutOptions = RolloutOptions()
 ) -> dict[str, Path]:
-    """Write ``ensemble_<init>.nc`` and its spectra; return their paths."""
+    """Write ``ensemble_<init>.nc`` (or ``.zarr``) and its spectra; return their paths.
+
+    Under ``torchrun`` each rank rolls out its share of the members and rank 0
+    assembles the output.
+    """
     settings = config.ensemble
-    count = members or settings.members
-    job = prepare_forecast(config, options)
-    perturbation = GaussianFieldPerturbation(settings.perturbation, job.loaded.prognostic, job.loaded.grid)
-    control = job.initial_state()[0]
-    initial = torch.stack([perturbation.member(control, member) for member in range(count)])
-    batch = settings.batch_size or member_batch_size(job, count)
-    attrs = job.attrs("ensemble") | {"member_recipes": json.dumps([perturbation.recipe(m) for m in range(count)])}
+    paths = settings.checkpoints or [options.checkpoint or config.forecast.checkpoint]
+    jobs = prepare_checkpoints(config, paths, options)
+    recipes = ensemble_recipes(settings, members or settings.members, [(p, file_hash(p)) for p in paths])
+    first = jobs[paths[0]]
+    attrs = first.attrs("ensemble") | {
+        "member_recipes": _recorded(recipes),
+        "checkpoints": json.dumps({p: file_hash(p) for p in paths}),
+    }
     out_dir = output_directory(config, options)
-    stamp = job.init.strftime("%Y%m%dT%H%M")
-    path = roll_out_to_netcdf(job, initial, out_dir / f"ensemble_{stamp}.nc", attrs, batch)
-    return {"ensemble": path, "ensemble_spectra": write_spectra(path, out_dir / f"ensemble_spectra_{stamp}.nc")}
+    stamp = first.init.strftime("%Y%m%dT%H%M")
+    path = out_dir / f"ensemble_{stamp}.{'zarr' if settings.output_format == 'zarr' else 'nc'}"
+    rank, world = member_ranks()
+    if world == 1:
+        _roll_out(jobs, recipes, path, attrs, settings.batch_size)
+    else:
+        mine = recipes[rank::world]
+        LOG.info("rank %d of %d: members %s", rank, world, [r.member for r in mine])
+        if mine:
+            _roll_out(jobs, mine, part_path(path, rank), attrs, settings.batch_size)
+        barrier(world)
+        if rank == 0:
+            layout = forecast_layout(first, [r.member for r in recipes], attrs)
+            assemble_parts([part_path(path, r) for r in range(min(world, len(recipes)))], path, layout)
+        barrier(world)
+    spectra = out_dir / f"ensemble_spectra_{stamp}.nc"
+    if rank == 0:
+        write_spectra(path, spectra)
+    barrier(world)
+    return {"ensemble": path, "ensemble_spectra": spectra}

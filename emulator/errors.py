@@ -3,3 +3,5 @@
 
 class EmulatorError(Exception):
     """Bad input or a failed check; the message names what is wrong and where."""
+
+    exit_code = 1

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -20,8 +21,8 @@ from emulator.data.source import ZarrSource
 from emulator.data.statistics import time_step
 from emulator.device import choose_device
 from emulator.errors import EmulatorError
-from emulator.io.forecast_writer import ForecastWriter
-from emulator.io.netcdf import atomic_netcdf
+from emulator.io.layout import ForecastLayout
+from emulator.io.output import forecast_output
 from emulator.io.spectra_writer import write_spectra
 from emulator.stepper import DivergenceError, Stepper
 
@@ -31,22 +32,6 @@ LOG = logging.getLogger(__name__)
 def resolve_init_time(source: ZarrSource, init_time: str) -> pd.Timestamp:
     """``latest`` is the store's newest time; anything else must be a time in the store."""
     return source.times[-1] if init_time == "latest" else source.times[source.time_index(init_time)]
-
-
-def _forcings(
-    source: ZarrSource | None, checkpoint: Checkpoint, start: int, steps: int, device: torch.device
-) -> Iterator[torch.Tensor]:
-    """The normalized forcing at the start of each step (an empty channel axis without forcings)."""
-    grid = checkpoint.grid
-    if source is None:
-        for _ in range(steps):
-            yield torch.zeros(1, 0, *grid.shape, device=device)
-        return
-    normalizer = checkpoint.normalizer.subset(checkpoint.forcing)
-    for step in range(steps):
-        if start + step >= len(source):
-            raise EmulatorError(f"{source.store}: forcings end at {source.times[-1]}, before lead step {step + 1}")
-        yield normalizer.normalize(torch.from_numpy(source.read([start + step]))).to(device)
 
 
 @dataclass(frozen=True)
@@ -80,9 +65,28 @@ class ForecastJob:
     def normalizer(self) -> Normalizer:
         return self.loaded.normalizer.subset(self.loaded.prognostic)
 
+    def state_at(self, index: int) -> torch.Tensor:
+        """The normalized state at time ``index`` of the store, ``(1, channel, lat, lon)``."""
+        if not 0 <= index < len(self.source):
+            raise EmulatorError(f"{self.source.store}: time index {index} is outside the store's {len(self.source)}")
+        return self.normalizer.normalize(torch.from_numpy(self.source.read([index]))).to(self.device)
+
     def initial_state(self) -> torch.Tensor:
         """The normalized state at the initial time, ``(1, channel, lat, lon)``."""
-        return self.normalizer.normalize(torch.from_numpy(self.source.read([self.start]))).to(self.device)
+        return self.state_at(self.start)
+
+    def forcings(self, start: int, steps: int) -> Iterator[torch.Tensor]:
+        """The normalized forcing at the start of each of ``steps`` steps from time ``start``."""
+        if self.forcing_source is None:
+            for _ in range(steps):
+                yield torch.zeros(1, 0, *self.loaded.grid.shape, device=self.device)
+            return
+        normalizer = self.loaded.normalizer.subset(self.loaded.forcing)
+        source = self.forcing_source
+        for step in range(steps):
+            if start + step >= len(source):
+                raise EmulatorError(f"{source.store}: forcings end at {source.times[-1]}, before step {step + 1}")
+            yield normalizer.normalize(torch.from_numpy(source.read([start + step]))).to(self.device)
 
     def attrs(self, title: str) -> dict[str, str]:
         """Provenance for the output file."""
@@ -136,37 +140,88 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     )
 
 
-def roll_out_to_netcdf(
-    job: ForecastJob, initial: torch.Tensor, path: Path, attrs: dict[str, str], batch_size: int
-) -> Path:
-    """Roll out every member of ``initial`` ``(member, channel, lat, lon)``, ``batch_size`` at a time.
+@dataclass
+class MemberBatch:
+    """Members rolled out together: same checkpoint, same start.
 
-    Each batch is written lead step by lead step; a divergence stops the job, and
-    the steps written before it stay readable in the ``.partial`` file.
+    ``initial`` ``(member, channel, lat, lon)`` is the normalized state ``lag``
+    steps before the forecast's initial time; the first ``lag`` steps are run but
+    not written, so every member is written at the same valid times. ``noise``,
+    if given, perturbs the state after each step (model noise).
     """
-    members = initial.shape[0]
+
+    job: ForecastJob
+    initial: torch.Tensor
+    member_ids: list[int]
+    rows: np.ndarray
+    lag: int = 0
+    noise: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def states(self) -> Iterator[torch.Tensor]:
+        """The normalized state after each step of the forecast's lead times (lag steps skipped)."""
+        job, steps = self.job, self.job.steps + self.lag
+        forcings = job.forcings(job.start - self.lag, steps)
+        if self.noise is None:
+            states = job.stepper.rollout(self.initial, forcings)
+        else:
+            states = _noisy_rollout(job.stepper, self.initial, forcings, self.noise)
+        for step, state in enumerate(states, start=1):
+            if step > self.lag:
+                yield state
+
+
+@torch.no_grad()
+def _noisy_rollout(
+    stepper: Stepper,
+    initial: torch.Tensor,
+    forcings: Iterator[torch.Tensor],
+    noise: Callable[[torch.Tensor], torch.Tensor],
+) -> Iterator[torch.Tensor]:
+    """The stepper's rollout with ``noise`` applied to each step's state before it is checked and fed back."""
+    state = initial
+    for step, forcing in enumerate(forcings, start=1):
+        state = noise(stepper.step(state, forcing))
+        if stepper.config.divergence_guard:
+            stepper.check(state, step)
+        yield state
+
+
+def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, str]) -> ForecastLayout:
+    """The output layout of ``job``'s lead times for ``member_ids``."""
     hours = job.interval / pd.Timedelta(hours=1)
-    LOG.info(
-        "%d member(s) from %s, %d steps of %s, %d at a time", members, job.init, job.steps, job.interval, batch_size
+    leads = [hours * (lead + 1) for lead in range(job.steps)]
+    return ForecastLayout(
+        job.loaded.prognostic,
+        job.source.attrs,
+        job.loaded.grid,
+        job.init,
+        member_ids,
+        leads,
+        attrs,
+        job.config.forecast.naming,
     )
-    with atomic_netcdf(path) as dataset:
-        writer = ForecastWriter(
-            dataset, job.loaded.prognostic, job.source.attrs, job.loaded.grid, job.init, members, attrs
-        )
-        with tqdm(total=members * job.steps, desc=path.stem, unit="member-step") as progress:
-            for first in range(0, members, batch_size):
-                batch = slice(first, min(first + batch_size, members))
-                forcings = _forcings(job.forcing_source, job.loaded, job.start, job.steps, job.device)
+
+
+def write_rollouts(path: Path, layout: ForecastLayout, batches: Iterable[MemberBatch], steps: int) -> Path:
+    """Roll out each batch of members and write it lead step by lead step.
+
+    A divergence stops the job, and the steps written before it stay readable in
+    the ``.partial`` file.
+    """
+    members = len(layout.coordinates[0].values)
+    with forecast_output(path, layout) as writer:
+        with tqdm(total=members * steps, desc=path.stem, unit="member-step") as progress:
+            for batch in batches:
+                ids = "members " + ",".join(str(member) for member in batch.member_ids)
+                LOG.info("%s: %d steps (%d lagged)", ids, steps, batch.lag)
                 try:
-                    for lead, state in enumerate(job.stepper.rollout(initial[batch], forcings)):
-                        writer.write(lead, (lead + 1) * hours, job.normalizer.denormalize(state).cpu().numpy(), batch)
-                        progress.update(batch.stop - batch.start)
+                    for lead, state in enumerate(batch.states()):
+                        writer.write(lead, batch.job.normalizer.denormalize(state).cpu().numpy(), batch.rows)
+                        progress.update(len(batch.member_ids))
                 except DivergenceError as error:
-                    dataset.setncattr("rollout_status", f"members {batch.start}-{batch.stop - 1}: {error}")
-                    raise EmulatorError(
-                        f"{error} (members {batch.start}-{batch.stop - 1}); steps before it are in {path}.partial"
-                    ) from None
-        dataset.setncattr("rollout_status", f"complete: {members} member(s), {job.steps} steps")
+                    writer.set_status(f"{ids}: {error}")
+                    raise EmulatorError(f"{error} ({ids}); steps before it are in {path}.partial") from None
+        writer.set_status(f"complete: {members} member(s), {steps} steps")
     return path
 
 
@@ -179,8 +234,8 @@ def run_forecast(config: Config, options: RolloutOptions = RolloutOptions()) -> 
     job = prepare_forecast(config, options)
     out_dir = output_directory(config, options)
     stamp = job.init.strftime("%Y%m%dT%H%M")
-    forecast_path = roll_out_to_netcdf(
-        job, job.initial_state(), out_dir / f"forecast_{stamp}.nc", job.attrs("forecast"), 1
-    )
+    batch = MemberBatch(job, job.initial_state(), [0], np.arange(1))
+    layout = forecast_layout(job, [0], job.attrs("forecast"))
+    forecast_path = write_rollouts(out_dir / f"forecast_{stamp}.nc", layout, [batch], job.steps)
     spectra_path = write_spectra(forecast_path, out_dir / f"spectra_{stamp}.nc")
     return {"forecast": forecast_path, "spectra": spectra_path}

@@ -1,16 +1,20 @@
-"""Initial-condition perturbations for ensembles: spherical Gaussian random fields.
+"""Random-field perturbations for ensembles: spherical Gaussian random fields.
 
 A field ``f = sum_lm sqrt(C_l) xi_lm Y_lm`` with independent standard normal
 ``xi_lm`` and a Matern-like spectrum ``C_l = (l(l+1) + (R / L)^2)^(-alpha)`` has
 correlation length about ``L`` on a sphere of radius ``R``. ``C_l`` is scaled so
 that the pointwise standard deviation is one: ``sum_l (2l + 1) C_l / (4 pi) = 1``.
-Member ``k`` of a perturbation with seed ``s`` draws from a generator seeded with
-``(s, k)``, so any member is reproduced exactly from its recipe alone.
+Each draw comes from a generator seeded with an explicit entropy tuple (for member
+``k`` of a perturbation with seed ``s``: ``(s, k)`` for its initial perturbation,
+``(s, k, 1)`` for its model noise), recorded in the member's recipe, so any member
+is reproduced exactly from its recipe alone.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,20 +22,40 @@ from pydantic import Field
 from torch import nn
 from torch_harmonics import InverseRealSHT
 
+from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.schema import Strict
 
 EARTH_RADIUS_KM = 6371.0
 
 
-class GaussianFieldPerturbationConfig(Strict):
-    """Amplitude per channel in that channel's standard deviations; member 0 is unperturbed."""
+class RandomFieldConfig(Strict):
+    """Amplitude per channel in that channel's standard deviations, correlation length, seed."""
 
-    amplitude: dict[str, float] = Field(default_factory=dict, description="channel -> std multiples; absent: 0")
-    default_amplitude: float = Field(0.05, ge=0)
+    amplitude: dict[str, float] = Field(default_factory=dict, description="channel -> std multiples")
+    default_amplitude: float = Field(0.05, ge=0, description="for channels not in amplitude")
     length_scale_km: float = Field(500.0, gt=0)
     smoothness: float = Field(2.0, gt=1)
     seed: int = 0
+
+
+class InitialPerturbationConfig(RandomFieldConfig):
+    """A random field added to the initial state, or a bred vector grown from one.
+
+    ``bred_vector``: starting ``breeding_cycles * breeding_steps`` steps before the
+    member's initial time, the store's state and the state plus the perturbation are
+    both run ``breeding_steps`` steps; their difference, rescaled to the amplitude
+    (area-weighted RMS per channel), perturbs the store's state at the next cycle.
+    """
+
+    kind: Literal["gaussian_random_field", "bred_vector"] = "gaussian_random_field"
+    breeding_cycles: int = Field(3, gt=0)
+    breeding_steps: int = Field(2, gt=0)
+
+
+def seeded_generator(entropy: Sequence[int]) -> torch.Generator:
+    """A CPU generator seeded from an entropy tuple through NumPy's ``SeedSequence``."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(entropy)).generate_state(1)[0]))
 
 
 class GaussianRandomField(nn.Module):
@@ -60,31 +84,17 @@ class GaussianRandomField(nn.Module):
         return self.isht(coefficients)
 
 
-class GaussianFieldPerturbation:
-    """Adds independent random fields, scaled per channel, to a normalized initial state."""
+class RandomFieldPerturbation:
+    """Random fields scaled per channel, for normalized states ``(..., channel, lat, lon)``."""
 
-    def __init__(self, config: GaussianFieldPerturbationConfig, channels: list[str], grid: Grid) -> None:
+    def __init__(self, config: RandomFieldConfig, channels: list[str], grid: Grid) -> None:
         unknown = sorted(set(config.amplitude) - set(channels))
         if unknown:
-            raise ValueError(f"perturbation amplitude given for unknown channels {unknown}")
+            raise EmulatorError(f"perturbation amplitude given for unknown channels {unknown}")
         self.config, self.channels = config, channels
         self.field = GaussianRandomField(grid, config.length_scale_km, config.smoothness)
         self.scale = torch.tensor([config.amplitude.get(c, config.default_amplitude) for c in channels])
 
-    def recipe(self, member: int) -> dict[str, object]:
-        """Everything needed to reproduce ``member``'s perturbation."""
-        return {
-            "member": member,
-            "kind": "gaussian_random_field",
-            **self.config.model_dump(),
-            "generator_seed": [self.config.seed, member],
-        }
-
-    def member(self, state: torch.Tensor, member: int) -> torch.Tensor:
-        """``state`` ``(channel, lat, lon)`` normalized, perturbed for ``member`` (0: unchanged)."""
-        if member == 0:
-            return state
-        seed = int(np.random.SeedSequence([self.config.seed, member]).generate_state(1)[0])
-        generator = torch.Generator().manual_seed(seed)
-        noise = self.field.sample(len(self.channels), generator).to(state)
-        return state + self.scale.to(state)[:, None, None] * noise
+    def draw(self, generator: torch.Generator) -> torch.Tensor:
+        """One perturbation ``(channel, lat, lon)``: independent fields times each channel's amplitude."""
+        return self.scale[:, None, None] * self.field.sample(len(self.channels), generator)

@@ -11,7 +11,7 @@ import xarray as xr
 from emulator.cli import main
 from emulator.io.forecast_reader import open_forecast
 
-SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "ensemble", "spectra", "evaluate", "plot"]
+SUBCOMMANDS = ["synth", "ingest", "train", "forecast", "ensemble", "nightly", "spectra", "evaluate", "plot"]
 
 
 def run(*args: str) -> int:
@@ -169,7 +169,8 @@ def test_ensemble_members_are_recorded_and_member_zero_is_the_control(
         spread = ens.geopotential.std("member").isel(lead_time=-1)
         assert float(spread.mean()) > 0
         recipes = json.loads(ens.attrs["member_recipes"])
-        assert [r["member"] for r in recipes] == [0, 1, 2] and recipes[2]["generator_seed"] == [0, 2]
+        assert [r["member"] for r in recipes] == [0, 1, 2] and recipes[2]["initial_generator_seed"] == [0, 2]
+        assert recipes[0]["initial"] is None and recipes[2]["initial"]["kind"] == "gaussian_random_field"
     assert (out / "ensemble_spectra_20000102T0000.nc").is_file()
     scores = out / "ensemble_scores.nc"
     assert (

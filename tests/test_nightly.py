@@ -12,7 +12,9 @@ import xarray as xr
 import yaml
 
 from emulator.checkpoint import file_hash
-from pipelines.nightly import EXIT_LOCKED, main
+from emulator.cli import main
+from emulator.lock import LockedError
+from emulator.nightly import manifest_is_complete, product_hash
 
 
 def nightly_config(trained: tuple[Path, Path], store: Path, tmp_path: Path) -> Path:
@@ -28,7 +30,7 @@ def nightly_config(trained: tuple[Path, Path], store: Path, tmp_path: Path) -> P
 
 
 def nightly(config: Path, output: Path) -> int:
-    return main(["--config", str(config), "--output", str(output), "--device", "cpu"])
+    return main(["nightly", "--config", str(config), "--output", str(output), "--device", "cpu"])
 
 
 def truncated_store(world_store: Path, tmp_path: Path, times: int) -> Path:
@@ -38,7 +40,11 @@ def truncated_store(world_store: Path, tmp_path: Path, times: int) -> Path:
 
 
 def test_run_twice_then_finish_a_killed_cycle(
-    trained: tuple[Path, Path], world_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    trained: tuple[Path, Path],
+    world_store: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config, output = nightly_config(trained, world_store, tmp_path), tmp_path / "nightly"
     assert nightly(config, output) == 0
@@ -54,7 +60,7 @@ def test_run_twice_then_finish_a_killed_cycle(
     caplog.clear()
     caplog.set_level(logging.INFO)
     assert nightly(config, output) == 0
-    assert "nothing to do" in caplog.text
+    assert "nothing to do" in caplog.text and "nothing to do" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in cycle.iterdir()} == stamps
 
     # as if killed while the ensemble was being written: no manifest, a partial file
@@ -64,6 +70,21 @@ def test_run_twice_then_finish_a_killed_cycle(
     assert nightly(config, output) == 0
     assert (cycle / "manifest.json").is_file() and (cycle / "ensemble_20000104T1800.nc").is_file()
     assert (cycle / "forecast_20000104T1800.nc").stat().st_mtime_ns == stamps["forecast_20000104T1800.nc"]
+
+
+def test_a_zarr_ensemble_is_in_the_manifest_by_the_checksum_of_its_files(
+    trained: tuple[Path, Path], world_store: Path, tmp_path: Path
+) -> None:
+    config, output = nightly_config(trained, world_store, tmp_path), tmp_path / "nightly"
+    assert main(["nightly", "--config", str(config), "--output", str(output), "--device", "cpu",
+                 "--set", "ensemble.output_format=zarr"]) == 0  # fmt: skip
+    cycle = output / "20000104T1800"
+    manifest = json.loads((cycle / "manifest.json").read_text())["products"]
+    assert manifest["ensemble_20000104T1800.zarr"] == product_hash(cycle / "ensemble_20000104T1800.zarr")
+    assert manifest_is_complete(cycle)
+    chunk = next(p for p in (cycle / "ensemble_20000104T1800.zarr" / "geopotential").rglob("*") if p.is_file())
+    chunk.write_bytes(chunk.read_bytes() + b"x")
+    assert not manifest_is_complete(cycle), "a changed chunk is seen"
 
 
 def test_a_later_run_scores_the_cycles_that_became_verifiable(
@@ -86,10 +107,17 @@ def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(
     cycle = output / "20000104T1800"
     cycle.mkdir(parents=True)
     (cycle / ".lock").write_text(str(os.getpid()))
-    assert nightly(config, output) == EXIT_LOCKED
+    assert nightly(config, output) == LockedError.exit_code == 3
     finished = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
     (cycle / ".lock").write_text(finished.stdout.strip())
     assert nightly(config, output) == 0
     assert not (cycle / ".lock").exists() and (cycle / "manifest.json").is_file()
+
+
+def test_the_pipeline_entry_is_the_cli_subcommand() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "pipelines.nightly", "--help"], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.startswith("usage: emulator nightly") and "--output" in shown.stdout

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from emulator.errors import EmulatorError
 from emulator.grid import Grid
-from emulator.perturbations import GaussianFieldPerturbation, GaussianFieldPerturbationConfig, GaussianRandomField
+from emulator.perturbations import GaussianRandomField, RandomFieldConfig, RandomFieldPerturbation, seeded_generator
 from emulator.spectra import PowerSpectrum
 
 GRID = Grid(48, 96, "legendre-gauss")
@@ -32,16 +33,13 @@ def test_shorter_length_scale_puts_power_at_higher_degrees() -> None:
     assert centroid(300.0) > 1.5 * centroid(2000.0)
 
 
-def test_members_are_reproducible_and_distinct() -> None:
-    config = GaussianFieldPerturbationConfig(amplitude={"a": 0.5}, default_amplitude=0.1, seed=7)
-    perturbation = GaussianFieldPerturbation(config, ["a", "b"], GRID)
-    state = torch.zeros(2, GRID.nlat, GRID.nlon)
-    assert torch.equal(perturbation.member(state, 0), state), "member 0 is the control"
-    first, again = perturbation.member(state, 3), perturbation.member(state, 3)
+def test_draws_are_reproducible_from_their_seed_and_scaled_per_channel() -> None:
+    config = RandomFieldConfig(amplitude={"a": 0.5}, default_amplitude=0.1, seed=7)
+    perturbation = RandomFieldPerturbation(config, ["a", "b"], GRID)
+    first, again = perturbation.draw(seeded_generator([7, 3])), perturbation.draw(seeded_generator([7, 3]))
     torch.testing.assert_close(first, again, rtol=0, atol=0)
-    assert not torch.equal(first, perturbation.member(state, 4))
+    assert not torch.equal(first, perturbation.draw(seeded_generator([7, 4])))
     ratio = float(first[0].std() / first[1].std())
     assert ratio == pytest.approx(5.0, rel=0.5), "amplitude per channel"
-    assert perturbation.recipe(3)["generator_seed"] == [7, 3]
-    with pytest.raises(ValueError, match="unknown channels"):
-        GaussianFieldPerturbation(GaussianFieldPerturbationConfig(amplitude={"zz": 1.0}), ["a"], GRID)
+    with pytest.raises(EmulatorError, match="unknown channels"):
+        RandomFieldPerturbation(RandomFieldConfig(amplitude={"zz": 1.0}), ["a"], GRID)

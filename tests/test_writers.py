@@ -8,25 +8,27 @@ import pytest
 import xarray as xr
 
 from emulator.grid import Grid
-from emulator.io.forecast_reader import forecast_channels, open_forecast
-from emulator.io.forecast_writer import ForecastWriter
-from emulator.io.netcdf import atomic_netcdf
+from emulator.io.forecast_reader import FIELD_DIMS, forecast_channels, open_forecast
+from emulator.io.layout import ForecastLayout
+from emulator.io.output import forecast_output
 
 CHANNELS = ["geopotential@500", "geopotential@850", "2m_temperature"]
 GRID = Grid(8, 16)
 
 
-def write(path: Path, steps: int, fail_at: int | None = None) -> np.ndarray:
+def write(path: Path, steps: int, fail_at: int | None = None, naming: str = "cf") -> np.ndarray:
     states = np.random.default_rng(0).normal(size=(steps, 2, 3, 8, 16)).astype(np.float32)
     attrs = {"2m_temperature": {"units": "K", "long_name": "2 metre temperature"}}
-    with atomic_netcdf(path) as dataset:
-        writer = ForecastWriter(
-            dataset, CHANNELS, attrs, GRID, pd.Timestamp("2020-01-01T12"), 2, {"checkpoint_sha256": "abc"}
-        )
+    leads = [6.0 * (lead + 1) for lead in range(steps)]
+    layout = ForecastLayout(
+        CHANNELS, attrs, GRID, pd.Timestamp("2020-01-01T12"), [0, 1], leads, {"checkpoint_sha256": "abc"}, naming
+    )
+    with forecast_output(path, layout) as writer:
         for lead in range(steps):
             if lead == fail_at:
                 raise RuntimeError("killed")
-            writer.write(lead, 6.0 * (lead + 1), states[lead])
+            for member in (1, 0):  # rows in any order
+                writer.write(lead, states[lead][member : member + 1], np.array([member]))
     return states
 
 
@@ -50,3 +52,35 @@ def test_a_killed_write_leaves_no_file_that_looks_complete(tmp_path: Path) -> No
     assert not (tmp_path / "f.nc").exists()
     with xr.open_dataset(tmp_path / "f.nc.partial", decode_timedelta=True) as partial:
         assert partial.sizes["lead_time"] == 2, "what was written so far stays readable"
+
+
+@pytest.mark.parametrize("naming", ["cf", "weatherbench2"])
+def test_zarr_output_matches_netcdf_and_weatherbench2_names_read_back(tmp_path: Path, naming: str) -> None:
+    states = write(tmp_path / "f.nc", steps=3, naming=naming)
+    write(tmp_path / "f.zarr", steps=3, naming=naming)
+    assert not (tmp_path / "f.zarr.partial").exists()
+    raw = xr.open_zarr(tmp_path / "f.zarr", decode_timedelta=True)
+    expected = ("realization", "time", "prediction_timedelta") if naming == "weatherbench2" else FIELD_DIMS[:3]
+    assert raw.geopotential.dims == (*expected, "level", "latitude", "longitude")
+    assert raw.geopotential.encoding["chunks"] == (1, 1, 1, 1, 8, 16), "one chunk per member, lead and level"
+    assert raw[expected[2]].values[-1] == np.timedelta64(18, "h")
+    with open_forecast(tmp_path / "f.nc") as netcdf, open_forecast(tmp_path / "f.zarr") as zarr:
+        assert zarr.attrs == netcdf.attrs and zarr.geopotential.dims == netcdf.geopotential.dims == (
+            *FIELD_DIMS[:3],
+            "level",
+            "latitude",
+            "longitude",
+        )
+        assert zarr["2m_temperature"].attrs["units"] == "K"
+        xr.testing.assert_identical(zarr.load(), netcdf.load())
+        np.testing.assert_array_equal(
+            forecast_channels(zarr)["2m_temperature"].values[:, 0], states[:, :, 2].transpose(1, 0, 2, 3)
+        )
+
+
+def test_a_killed_zarr_write_leaves_no_store_that_looks_complete(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="killed"):
+        write(tmp_path / "f.zarr", steps=5, fail_at=2)
+    assert not (tmp_path / "f.zarr").exists() and (tmp_path / "f.zarr.partial").is_dir()
+    write(tmp_path / "f.zarr", steps=2)
+    assert (tmp_path / "f.zarr").is_dir() and not (tmp_path / "f.zarr.partial").exists()

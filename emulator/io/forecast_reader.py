@@ -1,4 +1,4 @@
-"""Read forecast NetCDF files back as channels (``variable`` or ``variable@level``)."""
+"""Read forecast files (NetCDF or Zarr, CF or WeatherBench2 names) back as channels."""
 
 from __future__ import annotations
 
@@ -7,16 +7,24 @@ from pathlib import Path
 import xarray as xr
 
 from emulator.errors import EmulatorError
+from emulator.io.layout import DIMENSION_NAMES
 
 FIELD_DIMS = ("member", "init_time", "lead_time", "latitude", "longitude")
 
 
 def open_forecast(path: str | Path) -> xr.Dataset:
-    """Open a forecast file lazily, lead times decoded as timedeltas."""
+    """Open a forecast lazily, lead times decoded as timedeltas, dimensions by their CF names."""
+    engine = "zarr" if Path(path).suffix == ".zarr" else None
     try:
-        return xr.open_dataset(path, decode_timedelta=True)
+        forecast = xr.open_dataset(path, engine=engine, decode_timedelta=True)
     except (FileNotFoundError, OSError, ValueError) as error:
         raise EmulatorError(f"{path}: cannot open forecast ({error})") from None
+    cf, weatherbench2 = DIMENSION_NAMES["cf"], DIMENSION_NAMES["weatherbench2"]
+    if weatherbench2.lead_time in forecast.dims:
+        forecast = forecast.rename(
+            {getattr(weatherbench2, name): getattr(cf, name) for name in ("member", "init_time", "lead_time")}
+        )
+    return forecast
 
 
 def forecast_channels(forecast: xr.Dataset) -> dict[str, xr.DataArray]:

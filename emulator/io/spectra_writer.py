@@ -75,7 +75,7 @@ def spectra_dataset(forecast: xr.Dataset) -> xr.Dataset:
 def write_spectra(forecast_path: str | Path, output: str | Path) -> Path:
     """Compute the spectra of a forecast file and write them atomically."""
     forecast_path, output = Path(forecast_path), Path(output)
-    if not forecast_path.is_file():
+    if not forecast_path.exists():
         raise EmulatorError(f"{forecast_path}: forecast file not found")
     with open_forecast(forecast_path) as forecast:
         spectra = spectra_dataset(forecast)
