@@ -34,9 +34,17 @@ def resolve_init_time(source: ZarrSource, init_time: str) -> pd.Timestamp:
 
 
 def _forcings(
-    source: ZarrSource | None, checkpoint: Checkpoint, start: int, steps: int, device: torch.device
+    source: ZarrSource | None,
+    checkpoint: Checkpoint,
+    init: pd.Timestamp,
+    interval: pd.Timedelta,
+    steps: int,
+    device: torch.device,
 ) -> Iterator[torch.Tensor]:
-    """The normalized forcing at the start of each step (an empty channel axis without forcings)."""
+    """The normalized forcing at the start of each step (an empty channel axis without forcings).
+
+    Computed and static forcings are available at any lead time; stored ones only within the store.
+    """
     grid = checkpoint.grid
     if source is None:
         for _ in range(steps):
@@ -44,9 +52,8 @@ def _forcings(
         return
     normalizer = checkpoint.normalizer.subset(checkpoint.forcing)
     for step in range(steps):
-        if start + step >= len(source):
-            raise EmulatorError(f"{source.store}: forcings end at {source.times[-1]}, before lead step {step + 1}")
-        yield normalizer.normalize(torch.from_numpy(source.read([start + step]))).to(device)
+        fields = source.read_at(pd.DatetimeIndex([init + step * interval]))
+        yield normalizer.normalize(torch.from_numpy(fields)).to(device)
 
 
 @dataclass(frozen=True)
@@ -120,9 +127,10 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     settings = config.forecast
     checkpoint_path = options.checkpoint or settings.checkpoint
     loaded = load_checkpoint(checkpoint_path)
-    source = ZarrSource(config.data.store, config.data.prognostic)
+    data = config.data
+    source = ZarrSource(data.store, data.prognostic, data.regrid)
     check_fits(loaded, config, source, checkpoint_path)
-    forcing_source = ZarrSource(config.data.store, loaded.forcing) if loaded.forcing else None
+    forcing_source = ZarrSource(data.store, loaded.forcing, data.regrid) if loaded.forcing else None
     init = resolve_init_time(source, options.init_time or settings.init_time)
     target = choose_device(options.device)
     prognostic = loaded.normalizer.subset(loaded.prognostic)
@@ -155,7 +163,7 @@ def roll_out_to_netcdf(
         with tqdm(total=members * job.steps, desc=path.stem, unit="member-step") as progress:
             for first in range(0, members, batch_size):
                 batch = slice(first, min(first + batch_size, members))
-                forcings = _forcings(job.forcing_source, job.loaded, job.start, job.steps, job.device)
+                forcings = _forcings(job.forcing_source, job.loaded, job.init, job.interval, job.steps, job.device)
                 try:
                     for lead, state in enumerate(job.stepper.rollout(initial[batch], forcings)):
                         writer.write(lead, (lead + 1) * hours, job.normalizer.denormalize(state).cpu().numpy(), batch)

@@ -23,7 +23,7 @@ from emulator.config import Config
 from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_statistics
-from emulator.data.windows import WindowDataset, window_starts
+from emulator.data.windows import EpochSampler, WindowDataset, window_starts
 from emulator.device import choose_device
 from emulator.errors import EmulatorError
 from emulator.models.registry import parameter_count
@@ -41,12 +41,13 @@ def _loader(
     starts = window_starts(source, source.period_indices(period), steps)
     if len(starts) == 0:
         raise EmulatorError(f"{config.data.store}: no {steps}-step window fits in period {period}")
-    dataset = WindowDataset(config.data.store, config.data.prognostic, config.data.forcing, normalizer, starts, steps)
+    data = config.data
+    dataset = WindowDataset(data.store, data.prognostic, data.forcing, normalizer, starts, steps, data.regrid)
     workers = config.train.num_workers
     return DataLoader(
         dataset,
         batch_size=config.train.batch_size,
-        shuffle=shuffle,
+        sampler=EpochSampler(len(dataset), shuffle, config.train.seed),
         num_workers=workers,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(config.train.seed),
@@ -98,7 +99,7 @@ def train(config: Config, device: str = "auto") -> Path:
     torch.manual_seed(config.train.seed)
     target = choose_device(device)
     data = config.data
-    source = ZarrSource(data.store, data.prognostic + data.forcing)
+    source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid)
     initial = _initial_checkpoint(config, source) if config.train.init_checkpoint else None
     if initial is not None:
         normalizer = initial.normalizer
