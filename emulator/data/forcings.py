@@ -30,12 +30,12 @@ SOLAR_CONSTANT = 1361.0
 def _year_angle(times: pd.DatetimeIndex) -> np.ndarray:
     """Spencer's fractional-year angle ``2 pi (day_of_year - 1 + hour / 24) / days_in_year``."""
     days = np.where(times.is_leap_year, 366.0, 365.0)
-    elapsed = times.dayofyear.to_numpy() - 1 + _utc_hours(times) / 24.0
+    elapsed = times.day_of_year.to_numpy() - 1 + _utc_hours(times) / 24.0
     return 2.0 * np.pi * elapsed / days
 
 
 def _utc_hours(times: pd.DatetimeIndex) -> np.ndarray:
-    return (times - times.normalize()) / pd.Timedelta(hours=1)
+    return np.asarray((times - times.normalize()) / pd.Timedelta(hours=1), dtype=np.float64)
 
 
 def _declination(gamma: np.ndarray) -> np.ndarray:
