@@ -55,5 +55,5 @@ def test_bilinear_regridding_takes_a_grid_without_poles() -> None:
 
 def test_spectral_regridding_refuses_a_grid_without_quadrature() -> None:
     latitudes, longitudes = np.linspace(87.1875, -87.1875, 32), np.arange(64) * 5.625
-    with pytest.raises(EmulatorError, match="store.zarr: the 32 latitudes match no grid.*method: bilinear"):
+    with pytest.raises(EmulatorError, match=r"store.zarr: the 32 latitudes match no grid.*method: bilinear"):
         Regridder(latitudes, longitudes, RegridConfig(nlat=32, nlon=64, kind="legendre-gauss"), "store.zarr")

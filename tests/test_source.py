@@ -185,7 +185,7 @@ def test_legendre_gauss_store_without_poles_is_taken_as_is(tmp_path: Path) -> No
 def test_grid_without_quadrature_needs_regridding(tmp_path: Path) -> None:
     latitudes, longitudes = np.linspace(-87.1875, 87.1875, 32), np.arange(64) * 5.625 - 180.0
     synthetic(latitudes, longitudes).to_zarr(tmp_path / "wb2.zarr", zarr_format=3)
-    with pytest.raises(EmulatorError, match="wb2.zarr: the 32 latitudes match no grid.*set data.regrid"):
+    with pytest.raises(EmulatorError, match=r"wb2.zarr: the 32 latitudes match no grid.*set data.regrid"):
         ZarrSource(str(tmp_path / "wb2.zarr"), ["2m_temperature"])
     regrid = RegridConfig(nlat=32, nlon=64, kind="legendre-gauss", method="bilinear")
     source = ZarrSource(str(tmp_path / "wb2.zarr"), ["2m_temperature"], regrid)
@@ -228,7 +228,7 @@ def test_computed_and_static_forcings_reach_past_the_store(world_store: Path, tm
     assert forcing.attrs["toa_insolation"]["units"] == "W m-2"
     np.testing.assert_allclose(forcing.as_dataarray().isel(time=[1]).values, forcing.read([1]))
     with pytest.raises(
-        EmulatorError, match="2000-03-01 00:00:00 is not in the store.*geopotential@250 is read from it"
+        EmulatorError, match=r"2000-03-01 00:00:00 is not in the store.*geopotential@250 is read from it"
     ):
         ZarrSource(store, ["geopotential@250", "toa_insolation"]).read_at(later)
 

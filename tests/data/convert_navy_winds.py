@@ -1,4 +1,4 @@
-"""Convert a year of Ferret's monthly Navy winds into the reanalysis layout (how tests/data/navy_winds_1982.zarr was made).
+"""How ``navy_winds_1982.zarr`` was made: a year of Ferret's monthly Navy winds in the reanalysis layout.
 
 Source: ``/usr/share/ferret-vis/data/monthly_navy_winds.cdf`` from Debian's
 ``ferret-datasets`` package (NOAA PMEL's Ferret sample data). Only names and
