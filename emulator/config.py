@@ -67,6 +67,21 @@ class DataConfig(Strict):
             raise ValueError(f"period starts after it ends: {period}")
         return period
 
+    @model_validator(mode="after")
+    def _periods_apart(self) -> DataConfig:
+        periods = {
+            name: getattr(self, f"{name}_period")
+            for name in ("train", "validation", "test")
+            if getattr(self, f"{name}_period") is not None
+        }
+        names = list(periods)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                (a0, a1), (b0, b1) = periods[first], periods[second]
+                if pd.Timestamp(a0) <= pd.Timestamp(b1) and pd.Timestamp(b0) <= pd.Timestamp(a1):
+                    raise ValueError(f"{first}_period and {second}_period overlap")
+        return self
+
     @field_validator("prognostic")
     @classmethod
     def _not_computed(cls, channels: list[str]) -> list[str]:
