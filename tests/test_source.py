@@ -228,7 +228,7 @@ def test_computed_and_static_forcings_reach_past_the_store(world_store: Path, tm
     assert forcing.attrs["toa_insolation"]["units"] == "W m-2"
     np.testing.assert_allclose(forcing.as_dataarray().isel(time=[1]).values, forcing.read([1]))
     with pytest.raises(
-        EmulatorError, match=r"2000-03-01 00:00:00 is not in the store.*geopotential@250 is read from it"
+        EmulatorError, match=r"2000-03-01 00:00:00 is not in the store.*geopotential is read from it"
     ):
         ZarrSource(store, ["geopotential@250", "toa_insolation"]).read_at(later)
 
@@ -240,7 +240,7 @@ def test_unreadable_chunk_names_store_channel_and_time(world_store: Path, tmp_pa
     source = ZarrSource(str(store), CHANNELS)
     source.read([4])
     with pytest.raises(
-        EmulatorError, match=r"broken.zarr: cannot read v_component_of_wind@250 at 2000-01-02 00:00:00 to"
+        EmulatorError, match=r"broken.zarr: cannot read v_component_of_wind at 2000-01-02 00:00:00 to"
     ):
         source.read([4, 5, 6])
 
@@ -256,3 +256,17 @@ def test_real_navy_winds_stream_in_one_orientation() -> None:
     np.testing.assert_array_equal(out[:, 0, :, 0], raw["10m_u_component_of_wind"].values[:, ::-1, greenwich])
     tropics = np.abs(source.grid.latitudes) < 15
     assert out[:, 0, tropics].mean() < -1.0, "trade winds blow from the east"
+
+
+def test_levels_of_one_variable_are_read_together_in_the_order_asked(world_store: Path, tmp_path: Path) -> None:
+    dataset = world(world_store)
+    two_levels = xr.concat([dataset, (dataset * 2.0).assign_coords(level=[500])], dim="level")
+    two_levels.to_zarr(tmp_path / "levels.zarr", zarr_format=3)
+    channels = ["geopotential@500", "u_component_of_wind@250", "geopotential@250"]
+    source = ZarrSource(str(tmp_path / "levels.zarr"), channels)
+    out = source.read([1, 2])
+    single = ZarrSource(str(world_store), CHANNELS).read([1, 2])
+    np.testing.assert_array_equal(out[:, 0], 2.0 * single[:, 0])
+    np.testing.assert_array_equal(out[:, 1], single[:, 1])
+    np.testing.assert_array_equal(out[:, 2], single[:, 0])
+    np.testing.assert_array_equal(source.as_dataarray().isel(time=[1, 2]).values, out)

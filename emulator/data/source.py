@@ -125,6 +125,20 @@ def _time_selection(indices: np.ndarray) -> slice | np.ndarray:
     return indices
 
 
+@dataclass
+class StoredVariable:
+    """A store variable and the channels read from it: their positions in the output and level indices."""
+
+    field: xr.DataArray
+    positions: list[int]
+    levels: list[int]
+    has_levels: bool
+
+    @property
+    def time_dependent(self) -> bool:
+        return "time" in self.field.dims
+
+
 class ZarrSource:
     """Channels of one store, served as ``(time, channel, lat, lon)`` float32 arrays on the model's grid."""
 
@@ -136,12 +150,23 @@ class ZarrSource:
         latitudes, longitudes = dataset.latitude.values, dataset.longitude.values
         self.regridder = Regridder(latitudes, longitudes, regrid, store) if regrid else None
         self.grid = regrid.grid if regrid else Grid.from_coordinates(latitudes, longitudes, store)
-        self.fields = {channel: self._select(dataset, channel) for channel in self.channels if not channel.computed}
-        self.attrs = {str(channel): dict(field.attrs) for channel, field in self.fields.items()} | {
-            str(channel): {"units": UNITS[channel.variable]} for channel in self.channels if channel.computed
+        self.variables: dict[str, StoredVariable] = {}
+        for position, channel in enumerate(self.channels):
+            if not channel.computed:
+                field, level = self._select(dataset, channel)
+                variable = self.variables.setdefault(channel.variable, StoredVariable(field, [], [], level is not None))
+                variable.positions.append(position)
+                variable.levels.extend([] if level is None else [level])
+        self.computed = [(position, channel) for position, channel in enumerate(self.channels) if channel.computed]
+        self.attrs = {
+            str(channel): {"units": UNITS[channel.variable]}
+            if channel.computed
+            else dict(self.variables[channel.variable].field.attrs)
+            for channel in self.channels
         }
 
-    def _select(self, dataset: xr.Dataset, channel: Channel) -> xr.DataArray:
+    def _select(self, dataset: xr.Dataset, channel: Channel) -> tuple[xr.DataArray, int | None]:
+        """The channel's variable ``([time,] [level,] latitude, longitude)`` and the index of its level."""
         if channel.variable not in dataset.data_vars:
             raise EmulatorError(f"{self.store}: variable {channel.variable!r} not in store")
         field = dataset[channel.variable]
@@ -160,11 +185,12 @@ class ZarrSource:
             raise EmulatorError(
                 f"{self.store}: variable {channel.variable!r} has no levels, but level {channel.level} was asked for"
             )
+        level = None
         if has_level:
             if channel.level not in field.level.values:
                 raise EmulatorError(f"{self.store}: level {channel.level} of {channel.variable!r} not in store")
-            field = field.sel(level=channel.level)
-        return field.transpose(*[dim for dim in ("time", "latitude", "longitude") if dim in field.dims])
+            level = int(np.flatnonzero(field.level.values == channel.level)[0])
+        return field.transpose(*[dim for dim in ("time", "level", "latitude", "longitude") if dim in field.dims]), level
 
     @property
     def names(self) -> list[str]:
@@ -195,24 +221,37 @@ class ZarrSource:
     def _computed(self, channel: Channel, times: pd.DatetimeIndex) -> np.ndarray:
         return compute_forcing(channel.variable, times, self.grid.latitudes, self.grid.longitudes)
 
-    def _stored(self, channel: Channel, field: xr.DataArray, selection: slice | np.ndarray) -> np.ndarray:
-        """One channel's values at the selected time indices, decoded; errors name store, channel and times."""
+    def _stored(self, name: str, variable: StoredVariable, selection: slice | np.ndarray) -> np.ndarray:
+        """A variable's channels at the selected time indices, ``(time or 1, channel, lat, lon)``, decoded.
+
+        All its levels are read in one selection, so a chunk holding several is decoded once.
+        Errors name the store, the variable and the times.
+        """
+        field = variable.field
+        indexers: dict[str, slice | np.ndarray | list[int]] = {"level": variable.levels} if variable.has_levels else {}
+        if variable.time_dependent:
+            indexers["time"] = selection
         try:
-            values = field.isel(time=selection).values if "time" in field.dims else field.values
+            values = field.isel(indexers).values
         except Exception as error:  # zarr, numcodecs and fsspec raise many types for a bad chunk
             times = self.times[selection]
             where = f"{times[0]}" if len(times) == 1 else f"{times[0]} to {times[-1]}"
             message = str(error).splitlines()[0] if str(error) else ""
             raise EmulatorError(
-                f"{self.store}: cannot read {channel} at {where}: {type(error).__name__} {message}"
+                f"{self.store}: cannot read {name} at {where}: {type(error).__name__} {message}"
             ) from None
+        if not variable.has_levels:
+            values = values[..., None, :, :]
+        if not variable.time_dependent:
+            values = values[None]
         return self._on_grid(values)
 
     def _assemble(self, times: pd.DatetimeIndex, selection: slice | np.ndarray) -> np.ndarray:
         out = np.empty((len(times), len(self.channels), *self.grid.shape), dtype=np.float32)
-        for c, channel in enumerate(self.channels):
-            field = self.fields.get(channel)
-            out[:, c] = self._computed(channel, times) if field is None else self._stored(channel, field, selection)
+        for name, variable in self.variables.items():
+            out[:, variable.positions] = self._stored(name, variable, selection)
+        for position, channel in self.computed:
+            out[:, position] = self._computed(channel, times)
         return out
 
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -224,39 +263,48 @@ class ZarrSource:
         """Like :meth:`read`, by time; times past the store's end are fine for computed and static channels."""
         indices = self.times.get_indexer(times)
         absent = indices < 0
-        stored = [str(channel) for channel, field in self.fields.items() if "time" in field.dims]
+        stored = [name for name, variable in self.variables.items() if variable.time_dependent]
         if absent.any() and stored:
             raise EmulatorError(
                 f"{self.store}: {times[absent][0]} is not in the store (it ends at {self.times[-1]}), "
-                f"and channel {stored[0]} is read from it"
+                f"and {stored[0]} is read from it"
             )
         return self._assemble(times, indices)
 
-    def _lazy(self, channel: Channel, rows: int) -> da.Array:
-        """One channel as a dask ``(time, lat, lon)`` array on the model's grid, ``rows`` times a chunk."""
-        shape = (len(self.times), *self.grid.shape)
-        if channel.computed:
-            stamps = da.from_array(self.times.asi8, chunks=rows)
-            return stamps.map_blocks(
-                lambda block: self._computed(channel, pd.DatetimeIndex(block)),
-                new_axis=[1, 2],
-                chunks=(stamps.chunks[0], (shape[1],), (shape[2],)),
-                dtype=np.float32,
-            )
-        field = self.fields[channel]
-        if "time" not in field.dims:
-            return da.broadcast_to(
-                da.from_array(self._stored(channel, field, slice(None))), shape, chunks=(rows, -1, -1)
-            )
-        data = field.variable.chunk({"time": rows, "latitude": -1, "longitude": -1}).data
+    def _lazy_computed(self, channel: Channel, rows: int) -> da.Array:
+        """A computed channel as a dask ``(time, lat, lon)`` array, ``rows`` times a chunk."""
+        stamps = da.from_array(self.times.asi8, chunks=rows)
+        return stamps.map_blocks(
+            lambda block: self._computed(channel, pd.DatetimeIndex(block)),
+            new_axis=[1, 2],
+            chunks=(stamps.chunks[0], (self.grid.nlat,), (self.grid.nlon,)),
+            dtype=np.float32,
+        )
+
+    def _lazy_stored(self, name: str, variable: StoredVariable, rows: int) -> da.Array:
+        """A variable's channels as a dask ``(time, channel, lat, lon)`` array on the model's grid."""
+        shape = (len(self.times), len(variable.positions), *self.grid.shape)
+        if not variable.time_dependent:
+            static = da.from_array(self._stored(name, variable, slice(None)))
+            return da.broadcast_to(static, shape, chunks=(rows, -1, -1, -1))
+        field = variable.field.isel(level=variable.levels) if variable.has_levels else variable.field
+        data = field.variable.chunk({"time": rows}).data
+        data = data if variable.has_levels else data[:, None]
         if self.regridder is not None:
-            data = data.map_blocks(self._on_grid, chunks=(data.chunks[0], (shape[1],), (shape[2],)), dtype=np.float32)
+            data = data.map_blocks(self._on_grid, chunks=(*data.chunks[:2], (shape[2],), (shape[3],)), dtype=np.float32)
         return data.astype(np.float32)
 
     def as_dataarray(self) -> xr.DataArray:
         """All channels as one dask ``(time, channel, latitude, longitude)`` array, about 64 MiB a chunk."""
         rows = max(1, CHUNK_BYTES // (4 * self.grid.nlat * self.grid.nlon * len(self.channels)))
-        stacked = da.stack([self._lazy(channel, rows) for channel in self.channels], axis=1)
+        pieces: list[da.Array | None] = [None] * len(self.channels)
+        for name, variable in self.variables.items():
+            data = self._lazy_stored(name, variable, rows)
+            for j, position in enumerate(variable.positions):
+                pieces[position] = data[:, j]
+        for position, channel in self.computed:
+            pieces[position] = self._lazy_computed(channel, rows)
+        stacked = da.stack(pieces, axis=1)
         return xr.DataArray(
             stacked,
             dims=("time", "channel", "latitude", "longitude"),
