@@ -7,7 +7,7 @@ import importlib
 
 from emulator.device import choose_device
 
-BENCHMARKS = ("model_throughput", "ensemble_scaling", "writer_overhead")
+BENCHMARKS = ("model_throughput", "ensemble_scaling", "writer_overhead", "ingest_throughput")
 
 
 def main() -> None:

@@ -118,8 +118,9 @@ def _times(dataset: xr.Dataset, store: str) -> pd.DatetimeIndex:
     return times
 
 
-def _time_selection(indices: np.ndarray) -> slice | np.ndarray:
-    """A slice for consecutive indices (a plain chunk read in zarr), else the indices."""
+def as_slice(indices: Sequence[int] | np.ndarray) -> slice | np.ndarray:
+    """A slice for consecutive indices (a basic selection in zarr, a plain copy in numpy), else the indices."""
+    indices = np.asarray(indices, dtype=np.int64)
     if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
         return slice(int(indices[0]), int(indices[0]) + len(indices))
     return indices
@@ -228,11 +229,11 @@ class ZarrSource:
         Errors name the store, the variable and the times.
         """
         field = variable.field
-        indexers: dict[str, slice | np.ndarray | list[int]] = {"level": variable.levels} if variable.has_levels else {}
+        indexers = {"level": as_slice(variable.levels)} if variable.has_levels else {}
         if variable.time_dependent:
             indexers["time"] = selection
         try:
-            values = field.isel(indexers).values
+            values = field.variable.isel(indexers).values
         except Exception as error:  # zarr, numcodecs and fsspec raise many types for a bad chunk
             times = self.times[selection]
             where = f"{times[0]}" if len(times) == 1 else f"{times[0]} to {times[-1]}"
@@ -249,7 +250,7 @@ class ZarrSource:
     def _assemble(self, times: pd.DatetimeIndex, selection: slice | np.ndarray) -> np.ndarray:
         out = np.empty((len(times), len(self.channels), *self.grid.shape), dtype=np.float32)
         for name, variable in self.variables.items():
-            out[:, variable.positions] = self._stored(name, variable, selection)
+            out[:, as_slice(variable.positions)] = self._stored(name, variable, selection)
         for position, channel in self.computed:
             out[:, position] = self._computed(channel, times)
         return out
@@ -257,7 +258,7 @@ class ZarrSource:
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Read the given time indices as a ``(time, channel, lat, lon)`` float32 array."""
         indices = np.asarray(indices, dtype=np.int64)
-        return self._assemble(self.times[indices], _time_selection(indices))
+        return self._assemble(self.times[indices], as_slice(indices))
 
     def read_at(self, times: pd.DatetimeIndex) -> np.ndarray:
         """Like :meth:`read`, by time; times past the store's end are fine for computed and static channels."""

@@ -98,7 +98,7 @@ def compute_statistics(
     tendency = xr.DataArray(tendency, dims=field.dims)
     mean, variance = _weighted_moments(field, weights)
     _, tendency_variance = _weighted_moments(tendency, weights)
-    nonfinite = (~np.isfinite(field)).sum(SPACE)
+    nonfinite = (~xr.ufuncs.isfinite(field)).sum(SPACE)
     mean, variance, tendency_variance, nonfinite = run_dask(
         mean, variance, tendency_variance, nonfinite, scheduler=scheduler, show_progress=show_progress
     )
