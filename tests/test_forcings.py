@@ -1,11 +1,17 @@
 """Computed forcings against closed forms: the Sun's position, the global mean of insolation."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+import yaml
 
+from emulator.cli import main
 from emulator.data.forcings import COMPUTED, SOLAR_CONSTANT, compute_forcing
 from emulator.grid import Grid
+from tests.conftest import tiny_config_tree
 
 GRID = Grid(91, 180)
 SPACING = 2.0
@@ -53,3 +59,24 @@ def test_day_of_year_runs_once_around_the_circle_per_year() -> None:
     np.testing.assert_allclose(cos_year, [1.0, -1.0, 1.0], atol=1e-4)
     np.testing.assert_allclose(sin_year, [0.0, 0.0, 0.0], atol=1e-2)
     assert set(COMPUTED) >= {"cos_zenith", "toa_insolation", "sin_day_of_year"}
+
+
+def test_a_model_with_computed_forcings_trains_and_forecasts_past_the_store(
+    world_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = tiny_config_tree(world_store, tmp_path)
+    tree["data"]["forcing"] = ["toa_insolation", "cos_time_of_day", "sin_time_of_day"]
+    tree["train"].update(epochs=1, max_steps=2)
+    tree["forecast"].update(init_time="latest", lead_steps=4)
+    config = tmp_path / "forced.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    assert main(["forecast", "--config", str(config), "--device", "cpu"]) == 0
+    forecast = next((tmp_path / "outputs").glob("forecast_*.nc"))
+    with xr.open_dataset(forecast) as dataset:
+        assert dataset.sizes["lead_time"] == 4 and bool(np.isfinite(dataset["geopotential"]).all())
+    tree["data"]["forcing"] = ["geopotential@250"]
+    config.write_text(yaml.safe_dump(tree))
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    assert main(["forecast", "--config", str(config), "--device", "cpu"]) == 1
+    assert "2000-01-05 00:00:00 is not in the store (it ends at 2000-01-04 18:00:00)" in capsys.readouterr().err

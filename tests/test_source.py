@@ -227,9 +227,7 @@ def test_computed_and_static_forcings_reach_past_the_store(world_store: Path, tm
     np.testing.assert_array_equal(out[1, 1], out[0, 1])
     assert forcing.attrs["toa_insolation"]["units"] == "W m-2"
     np.testing.assert_allclose(forcing.as_dataarray().isel(time=[1]).values, forcing.read([1]))
-    with pytest.raises(
-        EmulatorError, match=r"2000-03-01 00:00:00 is not in the store.*geopotential is read from it"
-    ):
+    with pytest.raises(EmulatorError, match=r"2000-03-01 00:00:00 is not in the store.*geopotential is read from it"):
         ZarrSource(store, ["geopotential@250", "toa_insolation"]).read_at(later)
 
 
@@ -239,9 +237,7 @@ def test_unreadable_chunk_names_store_channel_and_time(world_store: Path, tmp_pa
     (store / "v_component_of_wind" / "c" / "5" / "0" / "0" / "0").write_bytes(b"not a compressed chunk")  # time 5
     source = ZarrSource(str(store), CHANNELS)
     source.read([4])
-    with pytest.raises(
-        EmulatorError, match=r"broken.zarr: cannot read v_component_of_wind at 2000-01-02 00:00:00 to"
-    ):
+    with pytest.raises(EmulatorError, match=r"broken.zarr: cannot read v_component_of_wind at 2000-01-02 00:00:00 to"):
         source.read([4, 5, 6])
 
 
