@@ -15,6 +15,8 @@ Figures:
 - ``stats_seconds``, ``stats_peak_rss_mb``: :func:`compute_statistics` (mean, std,
   tendency std, non-finite count per time and channel) over the longer store, on the
   local threaded scheduler, in a fresh process.
+
+Every process measured is killed, failing the benchmark, past ``MEMORY_LIMIT_MB``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ CHANNELS = [f"{name}@{level}" for name in UPPER for level in LEVELS] + SURFACE
 NLAT, NLON = 121, 240
 BLOCK = 8
 WORKERS, BATCH = 2, 4
+MEMORY_LIMIT_MB = 3072
 
 
 def _block(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -127,8 +130,11 @@ def _raw(store: Path, starts: np.ndarray) -> int:
     return len(starts)
 
 
-def _peak_rss_mb(target: Callable[..., object], *args: object) -> float:
-    """Peak resident memory (MB) of ``target(*args)`` run in a forked process, its children included."""
+def _peak_rss_mb(target: Callable[..., object], *args: object, limit_mb: float = MEMORY_LIMIT_MB) -> float:
+    """Peak resident memory (MB) of ``target(*args)`` run in a forked process, its children included.
+
+    The process is killed, and the benchmark fails, if the peak passes ``limit_mb``.
+    """
     process = multiprocessing.get_context("fork").Process(target=target, args=args)
     process.start()
     watched = psutil.Process(process.pid)
@@ -139,6 +145,9 @@ def _peak_rss_mb(target: Callable[..., object], *args: object) -> float:
             peak = max(peak, sum(member.memory_info().rss for member in tree))
         except psutil.NoSuchProcess:
             pass
+        if peak > limit_mb * 2**20:
+            process.kill()
+            raise RuntimeError(f"{target.__name__} passed the memory limit of {limit_mb:.0f} MB")
         time.sleep(0.02)
     process.join()
     return peak / 2**20

@@ -60,8 +60,8 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         regrid: RegridConfig | None = None,
     ) -> None:
         self.store, self.channels, self.regrid = store, prognostic + forcing, regrid
-        self.prognostic_normalizer = normalizer.subset(prognostic)
-        self.forcing_normalizer = normalizer.subset(forcing) if forcing else None
+        self.normalizer = normalizer.subset(self.channels)
+        self.prognostic_count = len(prognostic)
         self.starts, self.steps = starts, steps
         self._source: tuple[int, ZarrSource] | None = None
 
@@ -76,20 +76,15 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         source = self._open()
         times = np.arange(self.starts[item], self.starts[item] + self.steps + 1)
-        window = source.read(times)
-        bad = ~np.isfinite(window).all(axis=(2, 3))
-        if bad.any():
-            t, c = np.argwhere(bad)[0]
+        window = torch.from_numpy(source.read(times))
+        self.normalizer.normalize_(window)
+        if not torch.isfinite(window.sum(dim=(2, 3))).all():  # a NaN or infinity anywhere makes its sum one
+            t, c = torch.nonzero(~torch.isfinite(window).all(dim=3).all(dim=2))[0].tolist()
             raise EmulatorError(
                 f"{self.store}: NaN or infinite values in {source.names[c]} at {source.times[times[t]]} "
                 f"(window from {source.times[times[0]]})"
             )
-        fields = torch.from_numpy(window)
-        split = len(self.prognostic_normalizer.channels)
-        state = self.prognostic_normalizer.normalize(fields[:, :split])
-        if self.forcing_normalizer is None:
-            return state, state.new_zeros(len(times), 0, *state.shape[-2:])
-        return state, self.forcing_normalizer.normalize(fields[:, split:])
+        return window[:, : self.prognostic_count], window[:, self.prognostic_count :]
 
 
 class EpochSampler(Sampler[int]):
