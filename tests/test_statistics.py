@@ -90,6 +90,7 @@ def test_statistics_on_a_local_cluster_by_address_equal_the_local_ones(world_sto
         compute_statistics(source, np.arange(len(source)), scheduler="tcp://127.0.0.1:9")
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")  # inf - inf in a tendency
 def test_statistics_name_the_first_non_finite_value(world_store: Path, tmp_path: Path) -> None:
     dataset = xr.open_zarr(world_store).load()
     dataset["geopotential"][9, 0, 3, 3] = np.inf
