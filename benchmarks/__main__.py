@@ -7,7 +7,14 @@ import importlib
 
 from emulator.device import choose_device
 
-BENCHMARKS = ("model_throughput", "ensemble_scaling", "writer_overhead", "rollout_speed", "skill")
+BENCHMARKS = (
+    "model_throughput",
+    "ensemble_scaling",
+    "writer_overhead",
+    "ingest_throughput",
+    "rollout_speed",
+    "skill",
+)
 
 
 def main() -> None:

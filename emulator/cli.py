@@ -31,21 +31,34 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"store: {path}")
 
 
+def _beside_store(store: str, suffix: str) -> str:
+    """``<store><suffix>`` beside a local store; in the working directory for a URL."""
+    stem = store.rstrip("/")
+    return f"{stem.rsplit('/', 1)[-1] if '://' in stem else stem}{suffix}"
+
+
 def _ingest(args: argparse.Namespace) -> None:
     from emulator.data.source import ZarrSource
-    from emulator.data.statistics import compute_climatology, compute_statistics
+    from emulator.data.statistics import compute_climatology, compute_statistics, find_gaps, time_step
 
     config = _config(args)
     data = config.data
-    source = ZarrSource(data.store, data.prognostic + data.forcing)
+    source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid)
+    grid = source.grid
+    print(
+        f"store: {data.store}: {len(source)} times every {time_step(source.times)}, model grid {grid.nlat}x{grid.nlon} "
+        f"{grid.kind}{' (regridded)' if data.regrid else ''}, {len(source.channels)} channels"
+    )
+    for before, after in find_gaps(source.times):
+        print(f"gap: {before} -> {after} (windows across it are skipped)")
     indices = source.period_indices(data.train_period)
-    stem = data.store.rstrip("/")
-    statistics = compute_statistics(source, indices).save(args.output or f"{stem}.stats.nc")
-    with atomic_path(args.climatology or f"{stem}.climatology.nc") as temporary:
-        compute_climatology(source, indices).to_netcdf(temporary)
-    print(f"store: {data.store}: {len(source)} times, grid {source.grid.nlat}x{source.grid.nlon} {source.grid.kind}")
-    print(f"statistics: {statistics}")
-    print(f"climatology: {args.climatology or f'{stem}.climatology.nc'}")
+    statistics_path = args.output or _beside_store(data.store, ".stats.nc")
+    climatology_path = args.climatology or _beside_store(data.store, ".climatology.nc")
+    compute_statistics(source, indices, args.scheduler, show_progress=True).save(statistics_path)
+    with atomic_path(climatology_path) as temporary:
+        compute_climatology(source, indices, args.scheduler, show_progress=True).to_netcdf(temporary)
+    print(f"statistics: {statistics_path}")
+    print(f"climatology: {climatology_path}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -169,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(sub)
     sub.add_argument("--output", help="statistics file (NetCDF; default: beside the store)")
     sub.add_argument("--climatology", help="time-mean climatology file for ACC (NetCDF; default: beside the store)")
+    sub.add_argument("--scheduler", help="address of a dask.distributed scheduler (default: local threads)")
 
     sub = command("train", _train, "Train a model on the config's store; writes a self-contained checkpoint.")
     _add_config(sub)

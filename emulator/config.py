@@ -15,6 +15,8 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from emulator.data.forcings import COMPUTED
+from emulator.data.regrid import RegridConfig
 from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
 from emulator.perturbations import InitialPerturbationConfig, RandomFieldConfig
@@ -46,20 +48,49 @@ Period = tuple[str, str]
 
 
 class DataConfig(Strict):
-    """Which store, which channels, and how time is split."""
+    """Which store, which channels, on which grid, and how time is split.
+
+    ``forcing`` may name computed forcings (``cos_zenith``, ``toa_insolation``,
+    ``sin_time_of_day``, ...; see :mod:`emulator.data.forcings`) beside stored fields.
+    """
 
     store: str
     prognostic: list[str] = Field(min_length=1)
     forcing: list[str] = Field(default_factory=list)
+    regrid: RegridConfig | None = Field(None, description="the model's grid, when it differs from the store's")
     train_period: Period | None = None
     validation_period: Period | None = None
+    test_period: Period | None = None
 
-    @field_validator("train_period", "validation_period")
+    @field_validator("train_period", "validation_period", "test_period")
     @classmethod
     def _valid_period(cls, period: Period | None) -> Period | None:
         if period is not None and pd.Timestamp(period[0]) > pd.Timestamp(period[1]):
             raise ValueError(f"period starts after it ends: {period}")
         return period
+
+    @model_validator(mode="after")
+    def _periods_apart(self) -> DataConfig:
+        periods = {
+            name: getattr(self, f"{name}_period")
+            for name in ("train", "validation", "test")
+            if getattr(self, f"{name}_period") is not None
+        }
+        names = list(periods)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                (a0, a1), (b0, b1) = periods[first], periods[second]
+                if pd.Timestamp(a0) <= pd.Timestamp(b1) and pd.Timestamp(b0) <= pd.Timestamp(a1):
+                    raise ValueError(f"{first}_period and {second}_period overlap")
+        return self
+
+    @field_validator("prognostic")
+    @classmethod
+    def _not_computed(cls, channels: list[str]) -> list[str]:
+        computed = [channel for channel in channels if channel in COMPUTED]
+        if computed:
+            raise ValueError(f"{computed[0]!r} is a computed forcing; list it under data.forcing")
+        return channels
 
 
 class StepperConfig(Strict):

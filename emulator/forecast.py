@@ -76,17 +76,19 @@ class ForecastJob:
         return self.state_at(self.start)
 
     def forcings(self, start: int, steps: int) -> Iterator[torch.Tensor]:
-        """The normalized forcing at the start of each of ``steps`` steps from time ``start``."""
+        """The normalized forcing at the start of each of ``steps`` steps from time index ``start``.
+
+        Computed and static forcings are available at any time; stored ones only within the store.
+        """
         if self.forcing_source is None:
             for _ in range(steps):
                 yield torch.zeros(1, 0, *self.loaded.grid.shape, device=self.device)
             return
         normalizer = self.loaded.normalizer.subset(self.loaded.forcing)
-        source = self.forcing_source
+        first = self.init + (start - self.start) * self.interval
         for step in range(steps):
-            if start + step >= len(source):
-                raise EmulatorError(f"{source.store}: forcings end at {source.times[-1]}, before step {step + 1}")
-            yield normalizer.normalize(torch.from_numpy(source.read([start + step]))).to(self.device)
+            fields = self.forcing_source.read_at(pd.DatetimeIndex([first + step * self.interval]))
+            yield normalizer.normalize(torch.from_numpy(fields)).to(self.device)
 
     def attrs(self, title: str) -> dict[str, str]:
         """Provenance for the output file."""
@@ -124,9 +126,10 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     settings = config.forecast
     checkpoint_path = options.checkpoint or settings.checkpoint
     loaded = load_checkpoint(checkpoint_path)
-    source = ZarrSource(config.data.store, config.data.prognostic)
+    data = config.data
+    source = ZarrSource(data.store, data.prognostic, data.regrid)
     check_fits(loaded, config, source.grid, f"store {source.store}", checkpoint_path)
-    forcing_source = ZarrSource(config.data.store, loaded.forcing) if loaded.forcing else None
+    forcing_source = ZarrSource(data.store, loaded.forcing, data.regrid) if loaded.forcing else None
     init = resolve_init_time(source, options.init_time or settings.init_time)
     target = choose_device(options.device)
     prognostic = loaded.normalizer.subset(loaded.prognostic)

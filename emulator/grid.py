@@ -40,7 +40,9 @@ class Grid:
             raise EmulatorError(f"grid kind {self.kind!r} is not one of {', '.join(SHT_GRIDS)}")
 
     @classmethod
-    def from_coordinates(cls, latitudes: np.ndarray, longitudes: np.ndarray, where: str) -> Grid:
+    def from_coordinates(
+        cls, latitudes: np.ndarray, longitudes: np.ndarray, where: str, hint: str = "set data.regrid to regrid it"
+    ) -> Grid:
         """Identify the grid of north-to-south latitudes and ascending longitudes (degrees)."""
         nlat, nlon = len(latitudes), len(longitudes)
         expected_lon = np.arange(nlon) * 360.0 / nlon
@@ -49,7 +51,9 @@ class Grid:
         for kind in SHT_GRIDS:
             if np.allclose(latitudes, grid_latitudes(nlat, kind), atol=TOLERANCE_DEG):
                 return cls(nlat, nlon, kind)
-        raise EmulatorError(f"{where}: the {nlat} latitudes match no grid the model can take ({', '.join(SHT_GRIDS)})")
+        raise EmulatorError(
+            f"{where}: the {nlat} latitudes match no grid the model can take ({', '.join(SHT_GRIDS)}); {hint}"
+        )
 
     @property
     def shape(self) -> tuple[int, int]:

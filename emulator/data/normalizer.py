@@ -51,6 +51,10 @@ class Normalizer:
         """``(..., channel, lat, lon)`` physical -> normalized."""
         return (x - self._broadcast("mean", x)) / self._broadcast("std", x)
 
+    def normalize_(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`normalize` in place, for tensors freshly read (no copy)."""
+        return x.sub_(self._broadcast("mean", x)).div_(self._broadcast("std", x))
+
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         return z * self._broadcast("std", z) + self._broadcast("mean", z)
 

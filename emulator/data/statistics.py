@@ -3,15 +3,24 @@
 Each statistic is a sum of per-chunk partial sums reduced by dask, so the result
 does not depend on chunking and memory does not grow with the store. Tendencies
 ``x(t + dt) - x(t)`` are taken only between consecutive times one interval apart;
-pairs that straddle a gap in the time axis are left out.
+pairs that straddle a gap in the time axis are left out. The same pass counts
+non-finite values per time and channel, so that a NaN is reported with its time
+and channel instead of poisoning the statistics.
+
+The work runs on dask's local threaded scheduler, or on a ``dask.distributed``
+cluster when its scheduler address is given (the workers must see the store).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.diagnostics import ProgressBar
+from distributed import Client, progress
 
 from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
@@ -27,6 +36,43 @@ def time_step(times: pd.DatetimeIndex) -> pd.Timedelta:
     return pd.Series(np.diff(times.values)).mode().iloc[0]
 
 
+def find_gaps(times: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Pairs of consecutive times further apart than the store's time step."""
+    if len(times) < 2:
+        return []
+    wide = np.flatnonzero(np.diff(times.values) > time_step(times).to_timedelta64())
+    return [(times[i], times[i + 1]) for i in wide]
+
+
+def run_dask(*collections: Any, scheduler: str | None = None, show_progress: bool = False) -> tuple[Any, ...]:
+    """Compute dask collections locally (threads) or on the cluster at ``scheduler``, with a progress bar."""
+    if scheduler is None:
+        if not show_progress:
+            return dask.compute(*collections)
+        with ProgressBar(dt=1.0):
+            return dask.compute(*collections)
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as error:
+        raise EmulatorError(f"dask scheduler {scheduler}: cannot connect ({error})") from None
+    with client:
+        futures = client.compute(list(collections))
+        if show_progress:
+            progress(futures)
+        return tuple(client.gather(futures))
+
+
+def _first_nonfinite(counts: np.ndarray, source: ZarrSource, indices: np.ndarray) -> None:
+    """Raise naming the first time and channel holding NaN or infinite values, if any."""
+    bad = np.argwhere(counts > 0)
+    if len(bad):
+        t, c = bad[0]
+        raise EmulatorError(
+            f"{source.store}: {int(counts.sum())} NaN or infinite value(s); first in {source.names[c]} "
+            f"at {source.times[indices[t]]}"
+        )
+
+
 def _weighted_moments(field: xr.DataArray, weights: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Area-weighted mean and variance over time and space, per channel."""
     mean = field.weighted(weights).mean(("time", *SPACE))
@@ -34,7 +80,9 @@ def _weighted_moments(field: xr.DataArray, weights: xr.DataArray) -> tuple[xr.Da
     return mean, mean_square - mean**2
 
 
-def compute_statistics(source: ZarrSource, indices: np.ndarray) -> Normalizer:
+def compute_statistics(
+    source: ZarrSource, indices: np.ndarray, scheduler: str | None = None, show_progress: bool = False
+) -> Normalizer:
     """Mean, std and tendency std of every channel over the given time indices."""
     if len(indices) < 2:
         raise EmulatorError(
@@ -50,7 +98,11 @@ def compute_statistics(source: ZarrSource, indices: np.ndarray) -> Normalizer:
     tendency = xr.DataArray(tendency, dims=field.dims)
     mean, variance = _weighted_moments(field, weights)
     _, tendency_variance = _weighted_moments(tendency, weights)
-    mean, variance, tendency_variance = dask.compute(mean, variance, tendency_variance)
+    nonfinite = (~xr.ufuncs.isfinite(field)).sum(SPACE)
+    mean, variance, tendency_variance, nonfinite = run_dask(
+        mean, variance, tendency_variance, nonfinite, scheduler=scheduler, show_progress=show_progress
+    )
+    _first_nonfinite(nonfinite.values, source, indices)
     return Normalizer(
         tuple(source.names),
         mean.values,
@@ -59,9 +111,12 @@ def compute_statistics(source: ZarrSource, indices: np.ndarray) -> Normalizer:
     )
 
 
-def compute_climatology(source: ZarrSource, indices: np.ndarray) -> xr.DataArray:
+def compute_climatology(
+    source: ZarrSource, indices: np.ndarray, scheduler: str | None = None, show_progress: bool = False
+) -> xr.DataArray:
     """The time-mean field of every channel over the given indices, ``(channel, latitude, longitude)``."""
     if len(indices) == 0:
         raise EmulatorError(f"{source.store}: the climatology period holds no time")
-    mean = source.as_dataarray().isel(time=indices).astype(np.float64).mean("time").compute()
-    return mean.assign_coords(latitude=source.grid.latitudes, longitude=source.grid.longitudes).rename("climatology")
+    lazy = source.as_dataarray().isel(time=indices).astype(np.float64).mean("time")
+    (mean,) = run_dask(lazy, scheduler=scheduler, show_progress=show_progress)
+    return mean.rename("climatology")

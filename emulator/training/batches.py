@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from emulator.data.normalizer import Normalizer
+from emulator.data.regrid import RegridConfig
 from emulator.data.source import ZarrSource
-from emulator.data.windows import WindowDataset, window_starts
+from emulator.data.windows import EpochSampler, WindowDataset, window_starts
 from emulator.errors import EmulatorError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -27,7 +28,11 @@ def epoch_key(seed: int, stage: int, epoch: int) -> int:
 
 
 class StoreBatches:
-    """``(state (B, k+1, C, H, W), forcing (B, k+1, F, H, W))`` batches of ``k``-step windows."""
+    """``(state (B, k+1, C, H, W), forcing (B, k+1, F, H, W))`` batches of ``k``-step windows.
+
+    Under ``torch.distributed`` each rank takes its share of every epoch's order
+    (:class:`~emulator.data.windows.EpochSampler`): together the ranks see each window once.
+    """
 
     def __init__(
         self,
@@ -40,20 +45,19 @@ class StoreBatches:
         batch_size: int,
         num_workers: int,
         shuffle: bool,
+        regrid: RegridConfig | None = None,
     ) -> None:
         starts = window_starts(source, source.period_indices(period), steps)
         if len(starts) == 0:
             raise EmulatorError(f"{source.store}: no {steps}-step window fits in period {period}")
-        self.dataset = WindowDataset(source.store, prognostic, forcing, normalizer, starts, steps)
+        self.dataset = WindowDataset(source.store, prognostic, forcing, normalizer, starts, steps, regrid)
         self.batch_size, self.num_workers, self.shuffle = batch_size, num_workers, shuffle
 
     def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
+        return math.ceil(len(EpochSampler(len(self.dataset), self.shuffle)) / self.batch_size)
 
     def epoch(self, key: int, skip: int = 0) -> Iterator[Batch]:
         """The batches of the epoch with generator seed ``key``, leaving out the first ``skip``."""
-        count = len(self.dataset)
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(key)) if self.shuffle else range(count)
-        remaining = [int(i) for i in order][skip * self.batch_size :]
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=remaining, num_workers=self.num_workers)
+        order = list(EpochSampler(len(self.dataset), self.shuffle, seed=key))[skip * self.batch_size :]
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=order, num_workers=self.num_workers)
         yield from loader

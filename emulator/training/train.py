@@ -237,7 +237,7 @@ class TrainingData:
     def __init__(self, config: Config, resume_from: Path | None) -> None:
         self.config = config
         data, online = config.data, config.train.online
-        self.source = ZarrSource(data.store, data.prognostic + data.forcing) if online is None else None
+        self.source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid) if online is None else None
         if online is None:
             assert self.source is not None
             self.grid, self.name = self.source.grid, f"store {data.store}"
@@ -277,7 +277,7 @@ class TrainingData:
             return None
         if self.source is None:
             data = self.config.data
-            self.source = ZarrSource(data.store, data.prognostic + data.forcing)
+            self.source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid)
         return self._store_batches(steps, period, shuffle=False)
 
     def _store_batches(self, steps: int, period: tuple[str, str] | None, shuffle: bool) -> StoreBatches:
@@ -285,7 +285,7 @@ class TrainingData:
         assert self.source is not None
         return StoreBatches(
             self.source, data.prognostic, data.forcing, self.normalizer, period, steps, settings.batch_size,
-            settings.num_workers, shuffle,
+            settings.num_workers, shuffle, data.regrid,
         )  # fmt: skip
 
 
