@@ -10,7 +10,8 @@ Figures:
   theirs) and ``acc_{...}d`` per channel, over initial times every 5 days; the
   climatology is the time mean of the training store (the truth store's in
   ``--quick``);
-* ``spread_skill_5d`` and ``crps_5d`` of an 8-member Gaussian-random-field ensemble;
+* ``spread_skill_5d`` and ``crps_5d`` of an 8-member ensemble: the control and seven
+  Gaussian random fields of the default amplitude (0.05 standard deviations, 500 km);
 * a rollout of ``--years`` (100 by default; a few hundred steps with ``--quick``) with every control on:
   ``steps_to_nonfinite`` (the rollout length if none), ``sypd``, ``energy_drift``
   (mean kinetic energy of the last 30 days over the truth climate's, minus one)
@@ -39,7 +40,7 @@ from emulator.config import StepperConfig, load_config
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_climatology
 from emulator.metrics import acc, crps, rmse, spread
-from emulator.perturbations import GaussianFieldPerturbation, GaussianFieldPerturbationConfig
+from emulator.perturbations import RandomFieldConfig, RandomFieldPerturbation, seeded_generator
 from emulator.quadrature import AreaMean
 from emulator.spectra import KineticEnergySpectrum, PowerSpectrum
 from emulator.stepper import DivergenceError, Stepper
@@ -158,12 +159,13 @@ def ensemble_scores(
 ) -> None:
     """Spread/skill and fair CRPS of a Gaussian-random-field ensemble at one lead."""
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    perturbation = GaussianFieldPerturbation(GaussianFieldPerturbationConfig(), checkpoint.prognostic, checkpoint.grid)
+    perturbation = RandomFieldPerturbation(RandomFieldConfig(), checkpoint.prognostic, checkpoint.grid)
     lead = day * STEPS_PER_DAY
     spread_squared, error_squared, crps_values = [], [], []
     for init in inits:
         control = normalizer.normalize(torch.from_numpy(truth.read([init])))[0]
-        members = torch.stack([perturbation.member(control, member) for member in range(ENSEMBLE_MEMBERS)])
+        draws = [perturbation.draw(seeded_generator((init, member))) for member in range(1, ENSEMBLE_MEMBERS)]
+        members = torch.stack([control, *(control + draw for draw in draws)])
         *_, last = _forecast(stepper, members.to(setting.device), lead)
         ensemble = _fields(normalizer.denormalize(last.cpu()), ("member",), checkpoint)
         target = _fields(truth.read([init + lead])[0], (), checkpoint)
