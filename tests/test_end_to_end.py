@@ -36,7 +36,7 @@ def test_forecast_spectra_plot_evaluate(
     spectra = workdir / "outputs" / "spectra_20000102T0000.nc"
     with open_forecast(forecast) as ds:
         assert ds.sizes["lead_time"] == 6 and ds.attrs["rollout_status"] == "complete: 1 member(s), 6 steps"
-        assert "checkpoint_sha256" in ds.attrs and ds.attrs["stepper_residual"] == "True"
+        assert "checkpoint_sha256" in ds.attrs and ds.attrs["stepper_residual"] == "true"
         assert np.isfinite(ds.geopotential.values).all()
     with xr.open_dataset(spectra) as ds:
         assert ds.power.dims == ("channel", "member", "init_time", "lead_time", "degree")
