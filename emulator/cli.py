@@ -245,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: EmulatorError) -> str:
+    """The error's message; raised in a DataLoader worker, the original one, not torch's traceback around it."""
+    lines = str(error).strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        return lines[-1].split(": ", 1)[-1]
+    return str(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -253,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.run(args)
     except EmulatorError as error:
-        print(f"emulator {args.command}: error: {error}", file=sys.stderr)
+        print(f"emulator {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"emulator {args.command}: interrupted", file=sys.stderr)

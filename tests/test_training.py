@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 import yaml
 from safetensors import safe_open
 
@@ -178,3 +179,17 @@ def test_online_training_without_a_world_is_refused(tmp_path: Path) -> None:
     tree["train"]["online"] = {}
     with pytest.raises(EmulatorError, match=r"train.online simulates the built-in world: the config needs a world"):
         config_from_dict(tree, "test")
+
+
+def test_nan_met_in_a_dataloader_worker_is_one_line(
+    world_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with xr.open_zarr(world_store) as dataset:
+        broken = dataset.load()
+    broken["u_component_of_wind"][13, 0, 5, 5] = np.nan  # in the validation period: statistics pass
+    broken.to_zarr(tmp_path / "nan.zarr", zarr_format=3)
+    config = write_config(tmp_path / "nan.zarr", tmp_path, num_workers=1, batch_size=4, epochs=1)
+    assert main(["train", "--config", str(config), "--device", "cpu", "--set", "train.seed=1"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("emulator train: error: ") and "NaN or infinite values in u_component_of_wind@250" in error
+    assert "Traceback" not in error
