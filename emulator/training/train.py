@@ -37,6 +37,7 @@ from emulator.device import choose_device
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.models.registry import parameter_count
+from emulator.perturbations import seeded_generator
 from emulator.stepper import Stepper
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.loss import TrainingLoss
@@ -108,7 +109,7 @@ class Trainer:
         amplitude = self.config.train.input_noise
         if amplitude == 0:
             return state
-        generator = torch.Generator().manual_seed(epoch_key(self.config.train.seed, 0, 0) + 7 * step + 1)
+        generator = seeded_generator((self.config.train.seed, step))
         noise = amplitude * torch.randn(state[:, 0].shape, generator=generator).to(state.device)
         return torch.cat([(state[:, 0] + noise)[:, None], state[:, 1:]], dim=1)
 
