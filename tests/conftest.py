@@ -1,16 +1,29 @@
-"""Shared fixtures: a tiny built-in world store, written once per session."""
+"""Shared fixtures: a tiny built-in world store, written once per session.
+
+The session runs torch on one thread, and so do the processes it starts (the
+environment is inherited): tests that compare runs bit for bit across processes
+(resume after a kill, members on gloo ranks) need every process to reduce in the
+same order, which CPU kernels guarantee only for the same thread count.
+"""
 
 from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
 
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from emulator.cli import main
 from emulator.config import WorldConfig
 from emulator.world.shallow_water import WorldPhysics
 from emulator.world.store import write_world_store
+
+torch.set_num_threads(1)
 
 CHANNELS = ["geopotential@250", "u_component_of_wind@250", "v_component_of_wind@250"]
 TINY_PHYSICS = WorldPhysics(nlat=32, nlon=64, truncation=16, dt_seconds=600.0)
