@@ -38,7 +38,13 @@ def build_pair(case: dict[str, int], device: torch.device) -> tuple[nn.Module, n
         num_layers=case["layers"],
     )
     truncation = reference.blocks[0].global_conv.modes_lat
-    config = SFNOConfig(embed_dim=case["embed_dim"], num_layers=case["layers"], truncation=truncation)
+    config = SFNOConfig(
+        embed_dim=case["embed_dim"],
+        num_layers=case["layers"],
+        truncation=truncation,
+        inner_skip=False,  # the reference's default block and encoder
+        hidden_encoder=False,
+    )
     ours = SFNO(config, case["channels"], case["channels"], Grid(case["nlat"], case["nlon"]))
     return ours.to(device), reference.to(device)
 

@@ -25,7 +25,7 @@ from emulator.grid import Grid
 from emulator.models.registry import build_model
 from emulator.tensorfile import read_tensor_file
 
-FORMAT = "emulator-checkpoint-1"
+FORMAT = "emulator-checkpoint-2"  # 2: spectral weights (degree, in, out, re/im)
 
 
 @dataclass

@@ -19,11 +19,11 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 from torch import nn
-from torch_harmonics import InverseRealSHT, RealSHT
 
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.models.legendre import FoldedSHT
 from emulator.quadrature import AreaMean
 from emulator.schema import Strict
 
@@ -53,18 +53,19 @@ class SpectralFilter(nn.Module):
     def __init__(self, config: SpectralFilterConfig, grid: Grid) -> None:
         super().__init__()
         lmax = grid.max_degree
-        self.sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
-        self.isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
-        degrees = torch.arange(lmax, dtype=torch.float32)
+        self.transform = FoldedSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        degrees = torch.arange(self.transform.lmax, dtype=torch.float32)
         self.damping: torch.Tensor
         self.register_buffer(
-            "damping", torch.exp(-config.strength * (degrees / (lmax - 1)) ** config.order)[:, None], persistent=False
+            "damping",
+            torch.exp(-config.strength * (degrees / (lmax - 1)) ** config.order)[:, None, None, None],
+            persistent=False,
         )
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """Damp the resolved degrees of ``state``; what the transform cannot represent passes unchanged."""
         with torch.autocast(device_type=state.device.type, enabled=False):
-            change = self.isht(self.sht(state.float()) * (self.damping - 1.0))
+            change = self.transform.synthesis(self.transform.analysis(state.float()) * (self.damping - 1.0))
         return state + change.to(state.dtype)
 
 

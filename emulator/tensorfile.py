@@ -21,6 +21,10 @@ def read_tensor_file(path: Path, expected_format: str, what: str) -> tuple[dict[
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise EmulatorError(f"{path}: not a readable {what} ({error})") from None
-    if metadata.get("format") != expected_format:
-        raise EmulatorError(f"{path}: not an emulator {what} (format {metadata.get('format')!r})")
+    found = metadata.get("format")
+    if found != expected_format:
+        kind = expected_format.rsplit("-", 1)[0]
+        if found and found.rsplit("-", 1)[0] == kind:
+            raise EmulatorError(f"{path}: {what} of format {found!r}; this version reads {expected_format!r}")
+        raise EmulatorError(f"{path}: not an emulator {what} (format {found!r})")
     return metadata, tensors

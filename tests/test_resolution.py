@@ -46,7 +46,7 @@ def test_model_trained_coarse_runs_on_a_finer_grid() -> None:
     config = config_from_dict(tree, "test")
     model = build_for(config, ["f"], [], COARSE)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    for _ in range(150):
+    for _ in range(250):
         coefficients = torch.randn(16, 1, BAND, BAND, dtype=torch.complex64).tril()
         x = random_fields(coefficients, COARSE)
         loss = (model(x) - heat_kernel(x, COARSE)).square().mean()

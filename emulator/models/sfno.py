@@ -3,8 +3,13 @@
 ``x (batch, in_channels, lat, lon) -> y (batch, out_channels, lat, lon)``, both
 normalized. Each block mixes globally on the sphere and pointwise in channels::
 
-    h = ISHT(W_l . SHT(x)) + A x        # spectral convolution, weights per degree l
+    h = ISHT(W_l . SHT(x)) + A x        # spectral convolution, weights per degree l;
+                                         # the inner skip A x is optional
     y = x + MLP(norm(h))                 # pointwise MLP, residual path
+
+The transforms are torch-harmonics' quadrature and Legendre matrices applied by
+:class:`~emulator.models.legendre.FoldedSHT`, which skips the zeros (parity about
+the equator, ``m > l``) that the dense ``RealSHT`` multiplies.
 
 The spectral weights are complex matrices per total wavenumber ``l`` ("linear"
 weights, a Driscoll-Healy convolution), shared across orders ``m``, so a block is
@@ -21,9 +26,9 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
-from torch_harmonics import InverseRealSHT, RealSHT
 
 from emulator.grid import Grid
+from emulator.models.legendre import FoldedSHT
 from emulator.schema import Strict
 
 
@@ -37,6 +42,10 @@ class SFNOConfig(Strict):
     )
     normalization: Literal["none", "instance"] = "none"
     latitude_modes: int = Field(8, ge=0, description="cos(k colatitude) terms of the position embedding")
+    inner_skip: bool = Field(True, description="a 1x1 channel mixing added to each spectral convolution")
+    hidden_encoder: bool = Field(
+        True, description="a hidden GELU layer (embed_dim x mlp_ratio) in the encoder and decoder; off: one 1x1 each"
+    )
 
     def build(self, in_channels: int, out_channels: int, grid: Grid) -> SFNO:
         return SFNO(self, in_channels, out_channels, grid)
@@ -55,35 +64,69 @@ def pointwise(in_channels: int, out_channels: int, gain: float = 1.0, bias: bool
     return layer
 
 
-class SpectralConvolution(nn.Module):
-    """``ISHT(W_l . SHT(x))`` with a complex ``(in, out)`` matrix per degree ``l``."""
+def channel_mlp(in_channels: int, hidden: int, out_channels: int, hidden_layer: bool) -> nn.Module:
+    """``in -> hidden -> GELU -> out`` at every grid point, or one layer ``in -> out``."""
+    if not hidden_layer:
+        return pointwise(in_channels, out_channels)
+    return nn.Sequential(pointwise(in_channels, hidden, gain=2.0), nn.GELU(), pointwise(hidden, out_channels))
 
-    def __init__(self, sht: RealSHT, isht: InverseRealSHT, channels: int) -> None:
+
+class SpectralConvolution(nn.Module):
+    """``ISHT(W_l . SHT(x))`` with a complex ``(in, out)`` matrix per degree ``l``.
+
+    The mixing runs over blocks of degrees, each taking only the orders ``m <= l``
+    its degrees have, as one complex batched matrix product per block.
+    """
+
+    def __init__(self, transform: FoldedSHT, channels: int, degree_blocks: int = 4) -> None:
         super().__init__()
-        self.sht, self.isht = sht, isht
+        self.transform = transform
         scale = math.sqrt(1.0 / channels)
-        self.weight = nn.Parameter(scale * torch.randn(channels, channels, sht.lmax, 2))
+        self.weight = nn.Parameter(scale * torch.randn(transform.lmax, channels, channels, 2))  # (l, in, out, re/im)
+        edges = torch.linspace(0, transform.lmax, min(degree_blocks, transform.lmax) + 1).round().int().unique()
+        self.degree_splits = edges.diff().tolist()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Transforms and the complex contraction run in fp32, also under autocast."""
+        """Transforms and the complex contraction run in fp32, also under autocast.
+
+        In eval mode each sample runs alone: BLAS and FFT kernels are chosen by
+        shape, so batched, a forecast member's last bits would depend on how many
+        members share its batch, and members could not be reproduced exactly.
+        """
+        if not self.training and len(x) > 1:
+            return torch.cat([self(sample) for sample in x.split(1)])
         dtype = x.dtype
         with torch.autocast(device_type=x.device.type, enabled=False):
-            coefficients = self.sht(x.float())
-            mixed = torch.einsum("bilm,iol->bolm", coefficients, torch.view_as_complex(self.weight))
-            return self.isht(mixed).to(dtype)
+            coefficients = self.transform.analysis(x.float())
+            return self.transform.synthesis(self.mix(coefficients)).to(dtype)
+
+    def mix(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """``(l, m, batch, in)`` -> ``(l, m, batch, out)``, zero where ``m > l``."""
+        orders, batch = coefficients.shape[1:3]
+        weights = torch.view_as_complex(self.weight).split(self.degree_splits)
+        mixed, stop = [], 0
+        for block, weight in zip(coefficients.split(self.degree_splits), weights, strict=True):
+            degrees, stop = len(block), stop + len(block)
+            used = min(stop, orders)  # the block's largest degree has orders up to stop - 1
+            rows = block[:, :used].reshape(degrees, used * batch, -1)
+            product = torch.bmm(rows, weight).view(degrees, used, batch, -1)
+            mixed.append(nn.functional.pad(product, (0, 0, 0, 0, 0, orders - used)))
+        return torch.cat(mixed)
 
 
 class SFNOBlock(nn.Module):
-    def __init__(self, sht: RealSHT, isht: InverseRealSHT, config: SFNOConfig) -> None:
+    def __init__(self, transform: FoldedSHT, config: SFNOConfig) -> None:
         super().__init__()
         width, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
-        self.spectral = SpectralConvolution(sht, isht, width)
-        self.skip = pointwise(width, width, bias=False)
+        self.spectral = SpectralConvolution(transform, width)
+        self.skip = pointwise(width, width, bias=False) if config.inner_skip else None
         self.norm = nn.InstanceNorm2d(width, affine=True) if config.normalization == "instance" else nn.Identity()
         self.mlp = nn.Sequential(pointwise(width, hidden, gain=2.0), nn.GELU(), pointwise(hidden, width, gain=0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.spectral(x) + self.skip(x)
+        h = self.spectral(x)
+        if self.skip is not None:
+            h = h + self.skip(x)
         return x + self.mlp(self.norm(h))
 
 
@@ -95,17 +138,16 @@ class SFNO(nn.Module):
         self.config, self.grid = config, grid
         lmax = min(config.truncation or grid.max_degree, grid.nlat)
         mmax = min(lmax, grid.nlon // 2 + 1)
-        sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=mmax, grid=grid.kind)
-        isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=mmax, grid=grid.kind)
+        transform = FoldedSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=mmax, grid=grid.kind)
         width, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
-        self.encoder = nn.Sequential(pointwise(in_channels, hidden, gain=2.0), nn.GELU(), pointwise(hidden, width))
+        self.encoder = channel_mlp(in_channels, hidden, width, config.hidden_encoder)
         colatitude = torch.deg2rad(90.0 - torch.as_tensor(grid.latitudes, dtype=torch.float32))
         modes = torch.arange(config.latitude_modes, dtype=torch.float32)
         self.latitude_basis: torch.Tensor
         self.register_buffer("latitude_basis", torch.cos(modes[:, None] * colatitude[None]), persistent=False)
         self.latitude_embedding = nn.Parameter(torch.zeros(width, config.latitude_modes))
-        self.blocks = nn.ModuleList(SFNOBlock(sht, isht, config) for _ in range(config.num_layers))
-        self.decoder = nn.Sequential(pointwise(width, hidden, gain=2.0), nn.GELU(), pointwise(hidden, out_channels))
+        self.blocks = nn.ModuleList(SFNOBlock(transform, config) for _ in range(config.num_layers))
+        self.decoder = channel_mlp(width, hidden, out_channels, config.hidden_encoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != self.grid.shape:

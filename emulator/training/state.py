@@ -23,7 +23,7 @@ from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.tensorfile import read_tensor_file
 
-FORMAT = "emulator-training-state-1"
+FORMAT = "emulator-training-state-2"  # 2: spectral weights (degree, in, out, re/im)
 
 
 @dataclass
