@@ -45,9 +45,14 @@ class OrderBlock:
         return orders + self.parity + 2 * np.arange(self.depth)[None, :]
 
 
+def block_edges(size: int, count: int) -> list[int]:
+    """Edges of ``count`` near-equal blocks of ``range(size)`` (fewer when ``size`` is smaller)."""
+    return sorted({int(edge) for edge in np.linspace(0, size, min(count, size) + 1).round()})
+
+
 def order_blocks(lmax: int, mmax: int, count: int) -> list[OrderBlock]:
     """``count`` blocks of orders (fewer when ``mmax`` is smaller) for parity 0, then for parity 1."""
-    edges = np.unique(np.linspace(0, mmax, min(count, mmax) + 1).round().astype(int))
+    edges = block_edges(mmax, count)
     blocks = [OrderBlock(int(start), int(stop), parity, lmax) for parity in (0, 1) for start, stop in pairwise(edges)]
     return [block for block in blocks if block.depth > 0]
 

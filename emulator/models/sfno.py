@@ -21,6 +21,7 @@ series in ``cos(k colatitude)``, so it too is defined on any grid.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -28,7 +29,7 @@ from pydantic import Field
 from torch import nn
 
 from emulator.grid import Grid
-from emulator.models.legendre import FoldedSHT
+from emulator.models.legendre import FoldedSHT, block_edges
 from emulator.schema import Strict
 
 
@@ -83,8 +84,8 @@ class SpectralConvolution(nn.Module):
         self.transform = transform
         scale = math.sqrt(1.0 / channels)
         self.weight = nn.Parameter(scale * torch.randn(transform.lmax, channels, channels, 2))  # (l, in, out, re/im)
-        edges = torch.linspace(0, transform.lmax, min(degree_blocks, transform.lmax) + 1).round().int().unique()
-        self.degree_splits = edges.diff().tolist()
+        edges = block_edges(transform.lmax, degree_blocks)
+        self.degree_splits = [stop - start for start, stop in pairwise(edges)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Transforms and the complex contraction run in fp32, also under autocast.
