@@ -125,16 +125,18 @@ def tiny_trainer(world_store: Path, tmp_path: Path, **train: object) -> tuple[Tr
 
 
 def test_ema_is_the_exponential_average_of_the_weights(world_store: Path, tmp_path: Path) -> None:
-    trainer, batches = tiny_trainer(world_store, tmp_path, ema_decay=0.75)
+    trainer, batches = tiny_trainer(world_store, tmp_path, ema_decay=0.9)
     after = []
     for step, batch in zip(range(3), batches.epoch(0), strict=False):
         trainer.optimize(batch, 1e-3, step)
         after.append(copy.deepcopy(dict(trainer.model.named_parameters())))
     for name, average in trainer.evaluated_model.named_parameters():
         first, second, third = (weights[name] for weights in after)  # the first update copies the weights
-        expected = 0.75 * (0.75 * first + 0.25 * second) + 0.25 * third
+        expected = 0.9 * (0.9 * first + 0.1 * second) + 0.1 * third
         torch.testing.assert_close(average, expected)
         assert not torch.equal(average, third)
+    buffers = dict(trainer.model.named_buffers())
+    assert all(torch.equal(kept, buffers[name]) for name, kept in trainer.evaluated_model.named_buffers())
 
 
 def test_bf16_autocast_trains_close_to_fp32(world_store: Path, tmp_path: Path) -> None:

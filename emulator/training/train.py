@@ -86,8 +86,10 @@ class Trainer:
         self.config, self.normalizer, self.grid, self.device = config, normalizer, grid, device
         torch.manual_seed(settings.seed)
         self.model = build_for(config, data.prognostic, data.forcing, grid).to(device)
+        # Parameters only: the models' buffers are constants (transform matrices, index
+        # tables), and averaging an integer index table would truncate it into garbage.
         self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=False)
             if settings.ema_decay
             else None
         )
