@@ -54,11 +54,11 @@ class SpectralFilter(nn.Module):
         super().__init__()
         lmax = grid.max_degree
         self.transform = FoldedSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
-        degrees = torch.arange(self.transform.lmax, dtype=torch.float32)
+        degrees = self.transform.packed_degrees.float()
         self.damping: torch.Tensor
         self.register_buffer(
             "damping",
-            torch.exp(-config.strength * (degrees / (lmax - 1)) ** config.order)[:, None, None, None],
+            torch.exp(-config.strength * (degrees / (lmax - 1)) ** config.order)[:, None, None],
             persistent=False,
         )
 

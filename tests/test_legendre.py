@@ -23,9 +23,14 @@ def dense_pair(nlat: int, nlon: int, lmax: int, mmax: int, kind: str) -> tuple[R
     )
 
 
-def as_dense(coefficients: torch.Tensor) -> torch.Tensor:
-    """``(l, m, batch, channels)`` -> torch-harmonics' ``(batch, channels, l, m)``."""
-    return coefficients.permute(2, 3, 0, 1)
+def as_dense(transform: FoldedSHT, packed: torch.Tensor) -> torch.Tensor:
+    """Packed ``(rows, batch, channels)`` -> torch-harmonics' ``(batch, channels, l, m)``, zero where unpacked."""
+    dense = packed.new_zeros(transform.lmax, transform.mmax, *packed.shape[1:])
+    for block, rows in zip(transform.degree_blocks, packed.split(transform.packed_sizes), strict=True):
+        dense[block.start : block.stop, : block.orders] = rows.view(
+            block.stop - block.start, block.orders, -1, rows.shape[-1]
+        )
+    return dense.permute(2, 3, 0, 1)
 
 
 @pytest.mark.parametrize(("nlat", "nlon", "lmax", "mmax", "kind"), GRIDS)
@@ -34,13 +39,16 @@ def test_analysis_and_synthesis_equal_the_dense_transforms(
     nlat: int, nlon: int, lmax: int, mmax: int, kind: str, blocks: int
 ) -> None:
     torch.manual_seed(0)
-    folded = FoldedSHT(nlat, nlon, lmax, mmax, kind, blocks)
+    folded = FoldedSHT(nlat, nlon, lmax, mmax, kind, order_blocks=blocks, degree_blocks=blocks)
     sht, isht = dense_pair(nlat, nlon, lmax, mmax, kind)
     x = torch.randn(2, 3, nlat, nlon)
     coefficients = folded.analysis(x)
-    torch.testing.assert_close(as_dense(coefficients), sht(x), rtol=1e-5, atol=1e-5)
-    degrees = torch.arange(folded.lmax)[:, None]
-    assert coefficients[degrees < torch.arange(folded.mmax)[None]].abs().max() == 0
+    torch.testing.assert_close(as_dense(folded, coefficients), sht(x), rtol=1e-5, atol=1e-5)
+    above_degree = as_dense(folded, coefficients)[..., torch.arange(folded.lmax)[:, None] < torch.arange(folded.mmax)]
+    assert above_degree.abs().max() == 0
+    blocks = folded.degree_blocks
+    rows = torch.cat([torch.arange(block.start, block.stop).repeat_interleave(block.orders) for block in blocks])
+    assert torch.equal(folded.packed_degrees, rows)
     torch.testing.assert_close(folded.synthesis(coefficients), isht(sht(x)), rtol=1e-5, atol=1e-5)
 
 
@@ -59,19 +67,20 @@ def test_gradients_equal_the_dense_transforms() -> None:
     torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-5, atol=1e-5)
 
 
-def test_order_blocks_cover_every_order_and_degree_once() -> None:
+@pytest.mark.parametrize("folded", [True, False])
+def test_order_blocks_cover_every_order_and_degree_once(folded: bool) -> None:
     lmax, mmax = 20, 15
-    pairs = set()
-    for block in order_blocks(lmax, mmax, count=4):
+    pairs = []
+    for block in order_blocks(lmax, mmax, count=4, folded=folded):
         for order, degrees in zip(range(block.start, block.stop), block.degrees(), strict=True):
-            pairs |= {(int(degree), order) for degree in degrees if degree < lmax}
-    assert pairs == {(degree, order) for order in range(mmax) for degree in range(order, lmax)}
+            pairs += [(int(degree), order) for degree in degrees if degree < lmax]
+    assert sorted(pairs) == [(degree, order) for degree in range(lmax) for order in range(min(degree + 1, mmax))]
 
 
 def test_spectral_convolution_is_the_per_degree_complex_product() -> None:
     torch.manual_seed(0)
     nlat, nlon, lmax, mmax, kind = GRIDS[2]
-    convolution = SpectralConvolution(FoldedSHT(nlat, nlon, lmax, mmax, kind), channels=5, degree_blocks=3)
+    convolution = SpectralConvolution(FoldedSHT(nlat, nlon, lmax, mmax, kind, degree_blocks=3), channels=5)
     sht, isht = dense_pair(nlat, nlon, lmax, mmax, kind)
     x = torch.randn(2, 5, nlat, nlon)
     weight = torch.view_as_complex(convolution.weight)  # (l, in, out)
