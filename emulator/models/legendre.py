@@ -204,4 +204,6 @@ class FoldedSHT(nn.Module):
             ]
         )
         spectrum = torch.view_as_complex(field.view(self.mmax, self.nlat, batch, channels, 2))
-        return torch.fft.irfft(spectrum.permute(2, 3, 1, 0).contiguous(), n=self.nlon, dim=-1, norm="forward")
+        # the inverse FFT copies its input anyway: handed the permuted view, it does the permutation in that copy
+        grid = torch.fft.irfft(spectrum.permute(2, 3, 1, 0), n=self.nlon, dim=-1, norm="forward")
+        return grid.contiguous()
