@@ -23,7 +23,7 @@ from torch import nn
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
-from emulator.models.legendre import FoldedSHT
+from emulator.models.legendre import TriangularSHT
 from emulator.quadrature import AreaMean
 from emulator.schema import Strict
 
@@ -53,7 +53,7 @@ class SpectralFilter(nn.Module):
     def __init__(self, config: SpectralFilterConfig, grid: Grid) -> None:
         super().__init__()
         lmax = grid.max_degree
-        self.transform = FoldedSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        self.transform = TriangularSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
         degrees = self.transform.packed_degrees.float()
         self.damping: torch.Tensor
         self.register_buffer(

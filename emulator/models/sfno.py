@@ -8,8 +8,8 @@ normalized. Each block mixes globally on the sphere and pointwise in channels::
     y = x + MLP(norm(h))                 # pointwise MLP, residual path
 
 The transforms are torch-harmonics' quadrature and Legendre matrices applied by
-:class:`~emulator.models.legendre.FoldedSHT`, which skips the zeros (parity about
-the equator, ``m > l``) that the dense ``RealSHT`` multiplies.
+:class:`~emulator.models.legendre.TriangularSHT`, which skips the zero triangle
+``m > l`` that the dense ``RealSHT`` multiplies.
 
 The spectral weights are complex matrices per total wavenumber ``l`` ("linear"
 weights, a Driscoll-Healy convolution), shared across orders ``m``, so a block is
@@ -28,7 +28,7 @@ from pydantic import Field
 from torch import nn
 
 from emulator.grid import Grid
-from emulator.models.legendre import FoldedSHT
+from emulator.models.legendre import TriangularSHT
 from emulator.schema import Strict
 
 
@@ -78,7 +78,7 @@ class SpectralConvolution(nn.Module):
     its degrees have, as one complex batched matrix product per block.
     """
 
-    def __init__(self, transform: FoldedSHT, channels: int) -> None:
+    def __init__(self, transform: TriangularSHT, channels: int) -> None:
         super().__init__()
         self.transform = transform
         scale = math.sqrt(1.0 / channels)
@@ -112,7 +112,7 @@ class SpectralConvolution(nn.Module):
 
 
 class SFNOBlock(nn.Module):
-    def __init__(self, transform: FoldedSHT, config: SFNOConfig) -> None:
+    def __init__(self, transform: TriangularSHT, config: SFNOConfig) -> None:
         super().__init__()
         width, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
         self.spectral = SpectralConvolution(transform, width)
@@ -138,7 +138,7 @@ class SFNO(nn.Module):
         # measured on two CPU cores: at lmax 32 per-op overhead dominates and one block is
         # fastest; from lmax 121 on, four blocks skip enough zeros to be worth their calls
         blocks = min(4, -(-lmax // 40))
-        transform = FoldedSHT(
+        transform = TriangularSHT(
             grid.nlat, grid.nlon, lmax=lmax, mmax=mmax, grid=grid.kind, order_blocks=blocks, degree_blocks=blocks
         )
         width, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
