@@ -14,6 +14,7 @@ BENCHMARKS = (
     "ingest_throughput",
     "rollout_speed",
     "skill",
+    "ensemble_amplitude",
 )
 
 

@@ -151,33 +151,51 @@ def scores(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) ->
                 emit(BENCH, f"rmse_vs_{reference}_{day}d", ratio, config, setting.device)
             emit(BENCH, f"acc_{day}d", float(at["acc"]), config, setting.device)
     ensemble_day = setting.lead_days[min(2, len(setting.lead_days) - 1)]
-    ensemble_scores(checkpoint, stepper, truth, inits[: setting.ensemble_inits], ensemble_day, setting)
+    ensemble_scores(checkpoint, stepper, truth, inits[: setting.ensemble_inits], (ensemble_day,), setting.device)
 
 
 def ensemble_scores(
-    checkpoint: Checkpoint, stepper: Stepper, truth: ZarrSource, inits: np.ndarray, day: int, setting: Setting
+    checkpoint: Checkpoint,
+    stepper: Stepper,
+    truth: ZarrSource,
+    inits: np.ndarray,
+    days: tuple[int, ...],
+    device: torch.device,
+    perturbation: RandomFieldConfig | None = None,
+    bench: str = BENCH,
 ) -> None:
-    """Spread/skill and fair CRPS of a Gaussian-random-field ensemble at one lead."""
+    """Spread/skill, fair CRPS and ensemble mean over control RMSE of a Gaussian-random-field ensemble.
+
+    ``perturbation``: the initial perturbations (the library default when None).
+    """
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    perturbation = RandomFieldPerturbation(RandomFieldConfig(), checkpoint.prognostic, checkpoint.grid)
-    lead = day * STEPS_PER_DAY
-    spread_squared, error_squared, crps_values = [], [], []
+    fields = RandomFieldPerturbation(perturbation or RandomFieldConfig(), checkpoint.prognostic, checkpoint.grid)
+    leads = [day * STEPS_PER_DAY for day in days]
+    squares: dict[str, list[list[xr.DataArray]]] = {name: [[] for _ in days] for name in ("spread", "mean", "control")}
+    crps_values: list[list[xr.DataArray]] = [[] for _ in days]
     for init in inits:
         control = normalizer.normalize(torch.from_numpy(truth.read([init])))[0]
-        draws = [perturbation.draw(seeded_generator((init, member))) for member in range(1, ENSEMBLE_MEMBERS)]
+        draws = [fields.draw(seeded_generator((init, member))) for member in range(1, ENSEMBLE_MEMBERS)]
         members = torch.stack([control, *(control + draw for draw in draws)])
-        *_, last = _forecast(stepper, members.to(setting.device), lead)
-        ensemble = _fields(normalizer.denormalize(last.cpu()), ("member",), checkpoint)
-        target = _fields(truth.read([init + lead])[0], (), checkpoint)
-        spread_squared.append(spread(ensemble, checkpoint.grid) ** 2)
-        error_squared.append(rmse(ensemble.mean("member"), target, checkpoint.grid) ** 2)
-        crps_values.append(crps(ensemble, target, checkpoint.grid))
-    ratio = (xr.concat(spread_squared, "init").mean("init") / xr.concat(error_squared, "init").mean("init")) ** 0.5
-    mean_crps = xr.concat(crps_values, "init").mean("init")
-    for channel in checkpoint.prognostic:
-        config = {"channel": channel, "initial_times": len(inits), "members": ENSEMBLE_MEMBERS}
-        emit(BENCH, f"spread_skill_{day}d", float(ratio.sel(channel=channel)), config, setting.device)
-        emit(BENCH, f"crps_{day}d", float(mean_crps.sel(channel=channel)), config, setting.device)
+        states = list(_forecast(stepper, members.to(device), max(leads)))
+        for index, lead in enumerate(leads):
+            ensemble = _fields(normalizer.denormalize(states[lead - 1].cpu()), ("member",), checkpoint)
+            target = _fields(truth.read([init + lead])[0], (), checkpoint)
+            squares["spread"][index].append(spread(ensemble, checkpoint.grid) ** 2)
+            squares["mean"][index].append(rmse(ensemble.mean("member"), target, checkpoint.grid) ** 2)
+            squares["control"][index].append(rmse(ensemble.isel(member=0), target, checkpoint.grid) ** 2)
+            crps_values[index].append(crps(ensemble, target, checkpoint.grid))
+    amplitude = (perturbation or RandomFieldConfig()).default_amplitude
+    for index, day in enumerate(days):
+        mean = {name: xr.concat(values[index], "init").mean("init") for name, values in squares.items()}
+        mean_crps = xr.concat(crps_values[index], "init").mean("init")
+        for channel in checkpoint.prognostic:
+            config = {"channel": channel, "initial_times": len(inits), "members": ENSEMBLE_MEMBERS}
+            config |= {"amplitude": amplitude}
+            at = {name: float(values.sel(channel=channel)) for name, values in mean.items()}
+            emit(bench, f"spread_skill_{day}d", np.sqrt(at["spread"] / at["mean"]), config, device)
+            emit(bench, f"crps_{day}d", float(mean_crps.sel(channel=channel)), config, device)
+            emit(bench, f"mean_over_control_{day}d", np.sqrt(at["mean"] / at["control"]), config, device)
 
 
 def truth_climate(checkpoint: Checkpoint, diagnostics: Diagnostics, store: str) -> tuple[float, torch.Tensor]:
