@@ -10,8 +10,9 @@ Figures:
   theirs) and ``acc_{...}d`` per channel, over initial times every 5 days; the
   climatology is the time mean of the training store (the truth store's in
   ``--quick``);
-* ``spread_skill_5d`` and ``crps_5d`` of an 8-member ensemble: the control and seven
-  Gaussian random fields of the default amplitude (0.05 standard deviations, 500 km);
+* ``spread_skill_5d``, ``crps_5d`` and ``mean_over_control_5d`` (the ensemble mean's
+  RMSE over the control's) of an 8-member ensemble: the control and seven Gaussian
+  random fields of the default amplitude (0.05 standard deviations, 500 km);
 * a rollout of ``--years`` (100 by default; a few hundred steps with ``--quick``) with every control on:
   ``steps_to_nonfinite`` (the rollout length if none), ``sypd``, ``energy_drift``
   (mean kinetic energy of the last 30 days over the truth climate's, minus one)
