@@ -169,8 +169,9 @@ def ensemble_scores(
 
     ``perturbation``: the initial perturbations (the library default when None).
     """
+    perturbation = perturbation or RandomFieldConfig()
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    fields = RandomFieldPerturbation(perturbation or RandomFieldConfig(), checkpoint.prognostic, checkpoint.grid)
+    fields = RandomFieldPerturbation(perturbation, checkpoint.prognostic, checkpoint.grid)
     leads = [day * STEPS_PER_DAY for day in days]
     squares: dict[str, list[list[xr.DataArray]]] = {name: [[] for _ in days] for name in ("spread", "mean", "control")}
     crps_values: list[list[xr.DataArray]] = [[] for _ in days]
@@ -186,13 +187,16 @@ def ensemble_scores(
             squares["mean"][index].append(rmse(ensemble.mean("member"), target, checkpoint.grid) ** 2)
             squares["control"][index].append(rmse(ensemble.isel(member=0), target, checkpoint.grid) ** 2)
             crps_values[index].append(crps(ensemble, target, checkpoint.grid))
-    amplitude = (perturbation or RandomFieldConfig()).default_amplitude
     for index, day in enumerate(days):
         mean = {name: xr.concat(values[index], "init").mean("init") for name, values in squares.items()}
         mean_crps = xr.concat(crps_values[index], "init").mean("init")
         for channel in checkpoint.prognostic:
-            config = {"channel": channel, "initial_times": len(inits), "members": ENSEMBLE_MEMBERS}
-            config |= {"amplitude": amplitude}
+            config = {
+                "channel": channel,
+                "initial_times": len(inits),
+                "members": ENSEMBLE_MEMBERS,
+                "amplitude": perturbation.default_amplitude,
+            }
             at = {name: float(values.sel(channel=channel)) for name, values in mean.items()}
             emit(bench, f"spread_skill_{day}d", np.sqrt(at["spread"] / at["mean"]), config, device)
             emit(bench, f"crps_{day}d", float(mean_crps.sel(channel=channel)), config, device)

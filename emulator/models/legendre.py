@@ -124,6 +124,11 @@ class TriangularSHT(nn.Module):
         return packed
 
     @property
+    def degree_sizes(self) -> list[int]:
+        """Degrees in each degree block."""
+        return [block.stop - block.start for block in self.degree_blocks]
+
+    @property
     def packed_sizes(self) -> list[int]:
         """Rows of each degree block in the packed layout."""
         return [block.rows for block in self.degree_blocks]

@@ -83,7 +83,6 @@ class SpectralConvolution(nn.Module):
         self.transform = transform
         scale = math.sqrt(1.0 / channels)
         self.weight = nn.Parameter(scale * torch.randn(transform.lmax, channels, channels, 2))  # (l, in, out, re/im)
-        self.degree_splits = [block.stop - block.start for block in transform.degree_blocks]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Transforms and the complex contraction run in fp32, also under autocast.
@@ -102,7 +101,7 @@ class SpectralConvolution(nn.Module):
     def mix(self, coefficients: torch.Tensor) -> torch.Tensor:
         """Packed ``(rows, batch, in)`` -> packed ``(rows, batch, out)``: a ``bmm`` per degree block."""
         batch = coefficients.shape[1]
-        weights = torch.view_as_complex(self.weight).split(self.degree_splits)
+        weights = torch.view_as_complex(self.weight).split(self.transform.degree_sizes)
         blocks = coefficients.split(self.transform.packed_sizes)
         products = [
             torch.bmm(rows.view(len(weight), block.orders * batch, -1), weight).view(block.rows, batch, -1)
