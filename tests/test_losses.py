@@ -6,7 +6,14 @@ from torch_harmonics import InverseRealSHT
 
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
-from emulator.training.loss import AreaWeightedMSE, LossConfig, SobolevLoss, SpectralLoss, TrainingLoss
+from emulator.training.loss import (
+    AreaWeightedMSE,
+    LogSpectralLoss,
+    LossConfig,
+    SobolevLoss,
+    SpectralLoss,
+    TrainingLoss,
+)
 
 GRID = Grid(32, 64, "legendre-gauss")
 
@@ -44,6 +51,20 @@ def test_spectral_loss_ignores_phase_and_sees_lost_energy() -> None:
     assert float(spectral(0.5 * field, field).min()) > 0.01
 
 
+def test_log_spectral_loss_is_the_relative_amplitude_error_at_every_scale() -> None:
+    field = band_limited(7)
+    log_spectral = LogSpectralLoss(GRID)
+    rotated = torch.roll(field, shifts=3, dims=-1)
+    assert float(log_spectral(rotated, field).max()) < 1e-4
+    # degrees 0-15 scaled by 2 in amplitude, 16-31 have no power in either field
+    expected = torch.log(torch.tensor(2.0)) ** 2 * 16 / 32
+    torch.testing.assert_close(log_spectral(2.0 * field, field), expected.expand(1, 2), rtol=1e-2, atol=0)
+    # a small field that loses half its amplitude weighs as much as a large one
+    torch.testing.assert_close(
+        log_spectral(0.5e-3 * field, 1e-3 * field), log_spectral(0.5 * field, field), rtol=1e-3, atol=0
+    )
+
+
 def test_channel_weights_scale_each_channel() -> None:
     prediction, target = band_limited(3), band_limited(4)
     per_channel = AreaWeightedMSE(GRID)(prediction, target)[0]
@@ -54,11 +75,12 @@ def test_channel_weights_scale_each_channel() -> None:
 
 def test_terms_add_with_their_weights() -> None:
     prediction, target = band_limited(5), band_limited(6)
-    config = LossConfig(spectral=0.5, sobolev=2.0, sobolev_order=1.5)
+    config = LossConfig(spectral=0.5, log_spectral=0.25, sobolev=2.0, sobolev_order=1.5)
     total = TrainingLoss(config, ["a", "b"], GRID)(prediction, target)
     expected = (
         AreaWeightedMSE(GRID)(prediction, target).mean()
         + 0.5 * SpectralLoss(GRID)(prediction, target).mean()
+        + 0.25 * LogSpectralLoss(GRID)(prediction, target).mean()
         + 2.0 * SobolevLoss(GRID, 1.5)(prediction, target).mean()
     )
     torch.testing.assert_close(total, expected)

@@ -5,6 +5,9 @@
 * spectral loss: squared difference of the amplitude spectra ``sqrt(power(l))``
   per spherical-harmonic degree; phase-blind, it penalizes the loss of
   small-scale energy that MSE rewards in long rollouts (blurring);
+* log-spectral loss: squared difference of the log amplitude spectra, averaged
+  over degrees; a relative error, so degrees and channels with little power
+  (the small scales of a smooth field) count as much as the energetic ones;
 * Sobolev loss: the ``H^-s`` norm of the error, ``sum_l (1 + l(l+1))^-s
   power_error(l)``, which weighs large scales more (as in Spectral-Refiner);
   with ``s = 0`` it is the MSE of the resolved scales (Parseval).
@@ -30,6 +33,7 @@ from emulator.spectra import degree_power
 class LossConfig(Strict):
     channel_weights: dict[str, float] = Field(default_factory=dict, description="relative weight per channel")
     spectral: float = Field(0.0, ge=0, description="weight of the amplitude-spectrum loss")
+    log_spectral: float = Field(0.0, ge=0, description="weight of the log-amplitude-spectrum loss")
     sobolev: float = Field(0.0, ge=0, description="weight of the H^-s norm of the error")
     sobolev_order: float = Field(1.0, ge=0, description="s of the H^-s norm")
 
@@ -72,6 +76,20 @@ class SpectralLoss(nn.Module):
         return (amplitude - reference).square().sum(dim=-1)
 
 
+class LogSpectralLoss(nn.Module):
+    """``(batch, channel)`` mean over degrees of the squared difference of the log amplitude spectra."""
+
+    EPSILON = 1e-12
+
+    def __init__(self, grid: Grid) -> None:
+        super().__init__()
+        self.power = DegreePower(grid)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ratio = (self.power(prediction) + self.EPSILON) / (self.power(target) + self.EPSILON)
+        return (0.5 * ratio.log()).square().mean(dim=-1)
+
+
 class SobolevLoss(nn.Module):
     """``(batch, channel)`` squared ``H^-s`` norm of the error."""
 
@@ -102,6 +120,9 @@ class TrainingLoss(nn.Module):
         if config.spectral > 0:
             self.terms.append(SpectralLoss(grid))
             self.term_weights.append(config.spectral)
+        if config.log_spectral > 0:
+            self.terms.append(LogSpectralLoss(grid))
+            self.term_weights.append(config.log_spectral)
         if config.sobolev > 0:
             self.terms.append(SobolevLoss(grid, config.sobolev_order))
             self.term_weights.append(config.sobolev)
