@@ -266,7 +266,7 @@ def controlled_rollout(checkpoint: Checkpoint, controls: StepperConfig, setting:
     steps = round(setting.years * 365 * STEPS_PER_DAY)
     days = WINDOW_DAYS if setting.years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
     marks = {round(year * 365 * STEPS_PER_DAY): f"{year}y" for year in (1, 10, 100) if year <= setting.years}
-    marks[steps - steps % STEPS_PER_DAY] = "end"
+    marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
     config = {"years": setting.years, "truth": Path(setting.truth).name, "controls": _describe(controls)}
     energy: list[float] = []
     bands: list[torch.Tensor] = []
