@@ -76,14 +76,8 @@ class SpectralLoss(nn.Module):
         return (amplitude - reference).square().sum(dim=-1)
 
 
-class LogSpectralLoss(nn.Module):
+class LogSpectralLoss(SpectralLoss):
     """``(batch, channel)`` mean over degrees of the squared difference of the log amplitude spectra."""
-
-    EPSILON = 1e-12
-
-    def __init__(self, grid: Grid) -> None:
-        super().__init__()
-        self.power = DegreePower(grid)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ratio = (self.power(prediction) + self.EPSILON) / (self.power(target) + self.EPSILON)
