@@ -1,4 +1,4 @@
-"""``python -m benchmarks NAME [--quick] [--device cpu|cuda]``: one JSON object per figure."""
+"""``python -m benchmarks NAME [--quick] [--device cpu|cuda] [options]``: one JSON object per figure."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ BENCHMARKS = (
     "rollout_speed",
     "skill",
     "ensemble_amplitude",
+    "climate",
 )
+OPTIONS = {"years": ("skill", "climate"), "checkpoint": ("climate",)}
 
 
 def main() -> None:
@@ -23,12 +25,14 @@ def main() -> None:
     parser.add_argument("name", choices=BENCHMARKS)
     parser.add_argument("--quick", action="store_true", help="a run of under a minute on two CPU cores")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--years", type=float, help="skill: simulated years of the long rollout (default 100)")
+    parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
+    parser.add_argument("--checkpoint", help="climate: the checkpoint to roll out (default: the committed one)")
     args = parser.parse_args()
+    options = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}
+    for key in options:
+        if args.name not in OPTIONS[key]:
+            parser.error(f"--{key} applies to {', '.join(OPTIONS[key])} only")
     module = importlib.import_module(f"benchmarks.{args.name}")
-    options = {"years": args.years} if args.years is not None else {}
-    if options and args.name != "skill":
-        parser.error("--years applies to the skill benchmark only")
     module.run(args.quick, choose_device(args.device), **options)
 
 

@@ -258,29 +258,34 @@ def long_rollout(
             yield step, normalizer.denormalize(state.cpu())
 
 
-def controlled_rollout(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
+def controlled_rollout(
+    checkpoint: Checkpoint,
+    controls: StepperConfig,
+    truth: str,
+    years: float,
+    device: torch.device,
+    bench: str = BENCH,
+) -> None:
     """The long rollout with every control on: drift, spectra at each year reached, speed."""
     diagnostics = Diagnostics(checkpoint)
-    truth_energy, truth_bands = truth_climate(checkpoint, diagnostics, setting.truth)
-    initial = torch.from_numpy(ZarrSource(setting.truth, checkpoint.prognostic).read([0]))
-    steps = round(setting.years * 365 * STEPS_PER_DAY)
-    days = WINDOW_DAYS if setting.years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
-    marks = {round(year * 365 * STEPS_PER_DAY): f"{year}y" for year in (1, 10, 100) if year <= setting.years}
+    truth_energy, truth_bands = truth_climate(checkpoint, diagnostics, truth)
+    initial = torch.from_numpy(ZarrSource(truth, checkpoint.prognostic).read([0]))
+    steps = round(years * 365 * STEPS_PER_DAY)
+    days = WINDOW_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
+    marks = {round(year * 365 * STEPS_PER_DAY): f"{year}y" for year in (1, 10, 100) if year <= years}
     marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
-    config = {"years": setting.years, "truth": Path(setting.truth).name, "controls": _describe(controls)}
+    config = {"years": years, "truth": Path(truth).name, "controls": _describe(controls)}
     energy: list[float] = []
     bands: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
     try:
-        for step, state in long_rollout(checkpoint, controls, initial, setting.years, setting.device):
+        for step, state in long_rollout(checkpoint, controls, initial, years, device):
             reached = step
             energy = [*energy[1 - days :], float(diagnostics.energy(state)[0])]
             bands = [*bands[1 - days :], diagnostics.bands(state)[0]]
             if step in marks:
                 error = spectrum_error(torch.stack(bands).mean(dim=0), truth_bands, marks[step])
-                emit(
-                    BENCH, f"spectrum_error_{marks[step]}", error, config | {"step": step, "days": days}, setting.device
-                )
+                emit(bench, f"spectrum_error_{marks[step]}", error, config | {"step": step, "days": days}, device)
             if step % (STEPS_PER_DAY * 365) == 0:
                 note(
                     f"year {step // (STEPS_PER_DAY * 365)}: kinetic energy {energy[-1]:.1f} (truth {truth_energy:.1f})"
@@ -289,10 +294,10 @@ def controlled_rollout(checkpoint: Checkpoint, controls: StepperConfig, setting:
         reached = error.step
         note(f"every control on: {error}")
     seconds = time.perf_counter() - start
-    emit(BENCH, "steps_to_nonfinite", float(max(reached, 1)), config | {"rollout_steps": steps}, setting.device)
-    emit(BENCH, "energy_drift", float(np.mean(energy)) / truth_energy - 1.0, config | {"days": days}, setting.device)
+    emit(bench, "steps_to_nonfinite", float(max(reached, 1)), config | {"rollout_steps": steps}, device)
+    emit(bench, "energy_drift", float(np.mean(energy)) / truth_energy - 1.0, config | {"days": days}, device)
     sypd = reached / (STEPS_PER_DAY * 365) / (seconds / 86_400)
-    emit(BENCH, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, setting.device)
+    emit(bench, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, device)
 
 
 def controls_off(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
@@ -337,5 +342,5 @@ def run(quick: bool, device: torch.device, years: float | None = None) -> None:
     note(f"truth {truth}; controls {_describe(config.stepper)}")
     scores(checkpoint, config.stepper, setting)
     truth_floor(checkpoint, setting)
-    controlled_rollout(checkpoint, config.stepper, setting)
+    controlled_rollout(checkpoint, config.stepper, setting.truth, setting.years, device)
     controls_off(checkpoint, config.stepper, setting)

@@ -145,6 +145,9 @@ class TrainConfig(Strict):
     gradient_clip: float | None = Field(1.0, gt=0, description="largest gradient norm; None: no clipping")
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, validated and saved; None: off")
     input_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on each window's first state")
+    input_noise_length_scale_km: float | None = Field(
+        None, gt=0, description="correlation length of the input noise (a Gaussian random field); None: white"
+    )
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the network")
     loss: LossConfig = LossConfig()
     num_workers: int = Field(0, ge=0)

@@ -155,6 +155,24 @@ def test_input_noise_changes_the_loss_and_is_seeded_per_step(world_store: Path, 
     assert noisy[0] == noisy[1] != noisy[2] and noisy[0] != clean
 
 
+def neighbour_correlation(field: torch.Tensor) -> float:
+    """Correlation of a field with itself shifted one grid step east."""
+    return float(torch.corrcoef(torch.stack([field.flatten(), field.roll(1, -1).flatten()]))[0, 1])
+
+
+def test_input_noise_is_white_or_a_random_field_of_the_given_length(world_store: Path, tmp_path: Path) -> None:
+    state = next(tiny_trainer(world_store, tmp_path)[1].epoch(0))[0]
+    white, field = (
+        tiny_trainer(world_store, tmp_path, input_noise=0.5, **length)[0].noisy_inputs(state, 0) - state
+        for length in ({}, {"input_noise_length_scale_km": 2000.0})
+    )
+    for noise in (white, field):
+        assert (noise[:, 1:] == 0).all()  # only the first state of each window
+        assert 0.4 < float(noise[:, 0].std()) < 0.6
+    # 32x64 grid steps are ~600 km: white noise is uncorrelated, a 2000 km field smooth
+    assert abs(neighbour_correlation(white[:, 0])) < 0.1 < 0.8 < neighbour_correlation(field[:, 0])
+
+
 def test_online_training_learns_from_the_solver_with_nothing_on_disk(world_store: Path, tmp_path: Path) -> None:
     tree = tiny_config_tree(tmp_path / "never_written.zarr", tmp_path)
     del tree["data"]["train_period"], tree["data"]["validation_period"]

@@ -37,7 +37,7 @@ from emulator.device import choose_device
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.models.registry import parameter_count
-from emulator.perturbations import seeded_generator
+from emulator.perturbations import GaussianRandomField, seeded_generator
 from emulator.stepper import Stepper
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.loss import TrainingLoss
@@ -98,6 +98,8 @@ class Trainer:
         evaluated = self.model if self.ema is None else self.ema.module
         self.evaluation_stepper = Stepper(evaluated, prognostic, config.stepper, grid).to(device)
         self.loss = TrainingLoss(settings.loss, data.prognostic, grid).to(device)
+        length = settings.input_noise_length_scale_km
+        self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
@@ -107,12 +109,18 @@ class Trainer:
         """The weights that are validated and saved: the EMA's when there is one."""
         return self.model if self.ema is None else self.ema.module
 
-    def _noisy(self, state: torch.Tensor, step: int) -> torch.Tensor:
+    def noisy_inputs(self, state: torch.Tensor, step: int) -> torch.Tensor:
+        """``state`` with noise of std ``input_noise`` on its first time, white or a random field."""
         amplitude = self.config.train.input_noise
         if amplitude == 0:
             return state
         generator = seeded_generator((self.config.train.seed, step))
-        noise = amplitude * torch.randn(state[:, 0].shape, generator=generator).to(state.device)
+        shape = state[:, 0].shape
+        if self.noise_field is None:
+            unit = torch.randn(shape, generator=generator)
+        else:
+            unit = self.noise_field.sample(shape[0] * shape[1], generator).reshape(shape)
+        noise = amplitude * unit.to(state.device)
         return torch.cat([(state[:, 0] + noise)[:, None], state[:, 1:]], dim=1)
 
     def optimize(self, batch: Batch, rate: float, step: int) -> tuple[float, float]:
@@ -122,7 +130,7 @@ class Trainer:
             group["lr"] = rate
         bf16 = self.config.train.precision == "bf16"
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            value = rollout_loss(self.stepper, self.loss, self._noisy(state, step), forcing)
+            value = rollout_loss(self.stepper, self.loss, self.noisy_inputs(state, step), forcing)
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         clip = self.config.train.gradient_clip or math.inf
