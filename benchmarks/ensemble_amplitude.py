@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.skill import ROOT, STEPS_PER_DAY, _stepper, _truth_store, ensemble_scores
+from benchmarks.skill import ROOT, STEPS_PER_DAY, _stepper, ensemble_scores, truth_store
 from benchmarks.timing import note
 from emulator.checkpoint import load_checkpoint
 from emulator.config import load_config
@@ -27,7 +27,7 @@ AMPLITUDES = (0.05, 0.2, 0.5)
 def run(quick: bool, device: torch.device) -> None:
     config = load_config(ROOT / "configs" / "world.yaml")
     checkpoint = load_checkpoint(ROOT / config.forecast.checkpoint)
-    truth = ZarrSource(_truth_store(quick), checkpoint.prognostic)
+    truth = ZarrSource(truth_store(quick), checkpoint.prognostic)
     days = (1, 2) if quick else (1, 5)
     inits = np.arange(0, len(truth) - days[-1] * STEPS_PER_DAY, 5 * STEPS_PER_DAY)[: 1 if quick else 12]
     stepper = _stepper(checkpoint, config.stepper, device)

@@ -2,7 +2,9 @@
 
 Truth: ``configs/world_heldout.yaml`` (seed 2, never trained on; written here if
 missing). The model and its stability controls are those of ``configs/world.yaml``
-(the demo's), so the scorecard measures what users run.
+(the demo's), so the scorecard measures what users run; the long rollouts add the
+stochastic forcing the checkpoint was trained through, if it was (see
+:func:`climate_controls`).
 
 Figures:
 
@@ -76,7 +78,7 @@ class Setting:
     device: torch.device
 
 
-def _truth_store(quick: bool) -> str:
+def truth_store(quick: bool) -> str:
     config = load_config(ROOT / "configs" / "world_heldout.yaml")
     assert config.world is not None
     if quick:
@@ -110,7 +112,15 @@ class Diagnostics:
 def _stepper(checkpoint: Checkpoint, controls: StepperConfig, device: torch.device) -> Stepper:
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
     config = controls.model_copy(update={"residual": checkpoint.config.stepper.residual})
-    return Stepper(checkpoint.model, normalizer, config, checkpoint.grid).to(device).eval()
+    stepper = Stepper(checkpoint.model, normalizer, config, checkpoint.grid, checkpoint.residual_statistics)
+    return stepper.to(device).eval()
+
+
+def climate_controls(checkpoint: Checkpoint, controls: StepperConfig) -> StepperConfig:
+    """``controls`` with the stochastic forcing the checkpoint was trained through, for climate rollouts."""
+    if controls.stochastic_forcing is not None:
+        return controls
+    return controls.model_copy(update={"stochastic_forcing": checkpoint.config.stepper.stochastic_forcing})
 
 
 def _forecast(stepper: Stepper, initial: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
@@ -274,7 +284,7 @@ def controlled_rollout(
     days = WINDOW_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
     marks = {round(year * 365 * STEPS_PER_DAY): f"{year}y" for year in (1, 10, 100) if year <= years}
     marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
-    config = {"years": years, "truth": Path(truth).name, "controls": _describe(controls)}
+    config = {"years": years, "truth": Path(truth).name, "controls": describe_controls(controls)}
     energy: list[float] = []
     bands: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
@@ -316,18 +326,18 @@ def controls_off(checkpoint: Checkpoint, controls: StepperConfig, setting: Setti
         except DivergenceError as error:
             failed_at = error.step
             note(f"without {control}: {error}")
-        config = {"rollout_steps": steps, "failed": failed_at < steps, "controls": _describe(controls)}
+        config = {"rollout_steps": steps, "failed": failed_at < steps, "controls": describe_controls(controls)}
         emit(BENCH, f"steps_to_failure_without_{control}", float(failed_at), config, setting.device)
 
 
-def _describe(controls: StepperConfig) -> str:
+def describe_controls(controls: StepperConfig) -> str:
     return controls.model_dump_json(exclude={"residual"})
 
 
 def run(quick: bool, device: torch.device, years: float | None = None) -> None:
     config = load_config(ROOT / "configs" / "world.yaml")
     checkpoint = load_checkpoint(ROOT / config.forecast.checkpoint)
-    truth = _truth_store(quick)
+    truth = truth_store(quick)
     train_store = load_config(ROOT / "configs" / "world_train.yaml").data.store
     setting = Setting(
         truth=truth,
@@ -339,8 +349,9 @@ def run(quick: bool, device: torch.device, years: float | None = None) -> None:
         off_years=YEARS_QUICK / 2 if quick else OFF_YEARS,
         device=device,
     )
-    note(f"truth {truth}; controls {_describe(config.stepper)}")
+    note(f"truth {truth}; controls {describe_controls(config.stepper)}")
     scores(checkpoint, config.stepper, setting)
     truth_floor(checkpoint, setting)
-    controlled_rollout(checkpoint, config.stepper, setting.truth, setting.years, device)
-    controls_off(checkpoint, config.stepper, setting)
+    climate = climate_controls(checkpoint, config.stepper)
+    controlled_rollout(checkpoint, climate, setting.truth, setting.years, device)
+    controls_off(checkpoint, climate, setting)

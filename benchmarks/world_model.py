@@ -1,4 +1,4 @@
-"""The committed built-in-world model as a stepper, with a random normalized initial state."""
+"""The committed built-in-world model as a deterministic stepper, with a random normalized initial state."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "world_sfn
 def world_stepper(device: torch.device) -> tuple[Checkpoint, Stepper]:
     checkpoint = load_checkpoint(CHECKPOINT)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    return checkpoint, Stepper(checkpoint.model, normalizer, checkpoint.config.stepper, checkpoint.grid).to(
-        device
-    ).eval()
+    controls = checkpoint.config.stepper.model_copy(update={"stochastic_forcing": None})
+    return checkpoint, Stepper(checkpoint.model, normalizer, controls, checkpoint.grid).to(device).eval()
 
 
 def initial_states(checkpoint: Checkpoint, members: int, device: torch.device) -> torch.Tensor:

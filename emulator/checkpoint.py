@@ -2,8 +2,9 @@
 
 The metadata holds the resolved config, the normalizer, the channel lists, the
 grid, the training step and the software version, so a checkpoint needs nothing
-else to forecast. Loading never unpickles: safetensors stores raw tensors and
-strings only.
+else to forecast. A calibrated checkpoint also holds the residual statistics of
+its stochastic forcing (tensors named ``residual_statistics.*``). Loading never
+unpickles: safetensors stores raw tensors and strings only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.grid import Grid
 from emulator.models.registry import build_model
+from emulator.stochastic import TENSOR_PREFIX, ResidualStatistics
 from emulator.tensorfile import read_tensor_file
 
 FORMAT = "emulator-checkpoint-2"  # 2: spectral weights (degree, in, out, re/im)
@@ -38,6 +40,7 @@ class Checkpoint:
     model: nn.Module
     step: int
     version: str = __version__
+    residual_statistics: ResidualStatistics | None = None
 
     def save(self, path: str | Path) -> Path:
         """Write atomically: a temporary file renamed on success."""
@@ -52,6 +55,9 @@ class Checkpoint:
             "version": self.version,
         }
         tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.model.state_dict().items()}
+        if self.residual_statistics is not None:
+            metadata["residual_statistics"] = self.residual_statistics.metadata()
+            tensors.update(self.residual_statistics.tensors())
         with atomic_path(path) as temporary:
             save_file(tensors, str(temporary), metadata=metadata)
         return Path(path)
@@ -66,6 +72,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a checkpoint and rebuild its model; refuse weights that do not fit it."""
     path = Path(path)
     metadata, tensors = read_tensor_file(path, FORMAT, "checkpoint")
+    statistics = {name: tensors.pop(name) for name in list(tensors) if name.startswith(TENSOR_PREFIX)}
+    residual_statistics = (
+        ResidualStatistics.from_saved(metadata["residual_statistics"], statistics)
+        if "residual_statistics" in metadata
+        else None
+    )
     config = config_from_dict(json.loads(metadata["config"]), f"{path} (embedded config)")
     normalizer = Normalizer.from_json(metadata["normalizer"])
     prognostic, forcing = json.loads(metadata["prognostic"]), json.loads(metadata["forcing"])
@@ -83,7 +95,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
         raise EmulatorError(f"{path}: weights do not fit the {config.model.name} architecture ({detail})")
     model.load_state_dict(tensors)
-    return Checkpoint(config, normalizer, prognostic, forcing, grid, model, int(metadata["step"]), metadata["version"])
+    step, version = int(metadata["step"]), metadata["version"]
+    return Checkpoint(config, normalizer, prognostic, forcing, grid, model, step, version, residual_statistics)
 
 
 def check_fits(checkpoint: Checkpoint, config: Config, grid: Grid, data_name: str, path: str) -> None:

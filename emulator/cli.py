@@ -78,6 +78,13 @@ def _train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {path}")
 
 
+def _calibrate(args: argparse.Namespace) -> None:
+    from emulator.training.calibration import calibrate
+
+    path = calibrate(_config(args), args.checkpoint, args.output, args.windows, device=args.device)
+    print(f"checkpoint: {path}")
+
+
 def _rollout_options(args: argparse.Namespace) -> RolloutOptions:
     return RolloutOptions(args.checkpoint, args.init_time, args.lead, args.output, args.device)
 
@@ -190,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--resume", action="store_true", help="continue a stopped run from the state saved beside its checkpoint"
     )
+
+    sub = command(
+        "calibrate",
+        _calibrate,
+        "Measure a checkpoint's one-step residual statistics on the config's training period, for its "
+        "stochastic forcing (stepper.stochastic_forcing); stores them in the checkpoint.",
+    )
+    _add_config(sub)
+    _add_device(sub)
+    sub.add_argument("--checkpoint", required=True, help="checkpoint to calibrate")
+    sub.add_argument("--output", help="checkpoint file to write (default: the checkpoint, replaced atomically)")
+    sub.add_argument("--windows", type=int, default=400, help="two-step windows to measure (default: 400)")
 
     sub = command(
         "forecast",

@@ -22,6 +22,7 @@ from emulator.models.registry import ModelConfig
 from emulator.perturbations import InitialPerturbationConfig, RandomFieldConfig
 from emulator.schema import Strict
 from emulator.stability import Bounds, SpectralFilterConfig
+from emulator.stochastic import StochasticForcingConfig
 from emulator.training.loss import LossConfig
 from emulator.world.shallow_water import WorldPhysics
 
@@ -97,13 +98,18 @@ class StepperConfig(Strict):
     """The step around the network and its stability controls; each is recorded in output attributes.
 
     ``residual`` belongs to the model (a forecast takes it from the checkpoint); the
-    controls apply to any model, so a forecast takes them from its own config.
+    controls apply to any model, so a forecast takes them from its own config. The
+    stochastic forcing needs the checkpoint's residual statistics (``emulator calibrate``);
+    during training it is on in the training rollouts and off in validation.
     """
 
     residual: bool = True
     spectral_filter: SpectralFilterConfig | None = None
     clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
     conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")
+    stochastic_forcing: StochasticForcingConfig | None = Field(
+        None, description="red noise after every step with the residuals' covariance; None: deterministic"
+    )
     divergence_guard: bool = True
     max_abs_normalized: float = Field(50.0, gt=0, description="guard: largest value, in standard deviations")
     max_mean_square_normalized: float = Field(

@@ -134,7 +134,7 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     target = choose_device(options.device)
     prognostic = loaded.normalizer.subset(loaded.prognostic)
     controls = config.stepper.model_copy(update={"residual": loaded.config.stepper.residual})
-    stepper = Stepper(loaded.model, prognostic, controls, loaded.grid).to(target).eval()
+    stepper = Stepper(loaded.model, prognostic, controls, loaded.grid, loaded.residual_statistics).to(target).eval()
     interval = time_step(source.times)
     steps = lead_steps(options.lead or settings.lead_steps, interval)
     start = source.time_index(init)
@@ -164,29 +164,10 @@ class MemberBatch:
         """The normalized state after each step of the forecast's lead times (lag steps skipped)."""
         job, steps = self.job, self.job.steps + self.lag
         forcings = job.forcings(job.start - self.lag, steps)
-        if self.noise is None:
-            states = job.stepper.rollout(self.initial, forcings)
-        else:
-            states = _noisy_rollout(job.stepper, self.initial, forcings, self.noise)
+        states = job.stepper.rollout(self.initial, forcings, self.member_ids, self.noise)
         for step, state in enumerate(states, start=1):
             if step > self.lag:
                 yield state
-
-
-@torch.no_grad()
-def _noisy_rollout(
-    stepper: Stepper,
-    initial: torch.Tensor,
-    forcings: Iterator[torch.Tensor],
-    noise: Callable[[torch.Tensor], torch.Tensor],
-) -> Iterator[torch.Tensor]:
-    """The stepper's rollout with ``noise`` applied to each step's state before it is checked and fed back."""
-    state = initial
-    for step, forcing in enumerate(forcings, start=1):
-        state = noise(stepper.step(state, forcing))
-        if stepper.config.divergence_guard:
-            stepper.check(state, step)
-        yield state
 
 
 def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, str]) -> ForecastLayout:

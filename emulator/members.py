@@ -5,7 +5,11 @@ and SHA-256), the lag of its start behind the forecast's initial time (in steps;
 it is verified at the same valid times as the others), its initial perturbation
 and its model noise, each with the entropy its generator is seeded from. Member 0
 is the control: the first checkpoint, no lag, no perturbation, no noise. The
-others take the checkpoints round-robin, then the lags round-robin.
+others take the checkpoints round-robin, then the lags round-robin. When the
+config's stepper has a stochastic forcing, every member (the control too) runs
+with it, drawn from a generator seeded ``(seed, member, 2)``
+(:meth:`emulator.stepper.Stepper.member_generators`), so it too is reproduced
+from the member's number and the recorded ``stepper_stochastic_forcing``.
 """
 
 from __future__ import annotations

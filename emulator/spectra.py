@@ -12,12 +12,28 @@ vorticity ``-l(l+1) psi_lm`` on the unit sphere), ``E(l) = l(l+1)/2 *
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 from torch_harmonics import RealSHT, RealVectorSHT
 
 from emulator.grid import Grid
+
+WIND = ("u_component_of_wind", "v_component_of_wind")
+
+
+def wind_levels(channels: Iterable[str]) -> list[str]:
+    """The levels (``"250"``, or ``""`` for a surface wind) at which both wind components are channels."""
+    names = set(channels)
+    levels = [name.partition("@")[2] for name in names if name.partition("@")[0] == WIND[0]]
+    return sorted(level for level in levels if WIND[1] + ("@" + level if level else "") in names)
+
+
+def wind_pair(level: str) -> tuple[str, str]:
+    """The channel names of the ``(u, v)`` winds at ``level``."""
+    suffix = "@" + level if level else ""
+    return WIND[0] + suffix, WIND[1] + suffix
 
 
 def degree_power(coefficients: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The network maps normalized ``[state, forcing]`` to a normalized output. The
 stepper turns that into the next normalized state (as a tendency when
-``residual`` is on), applies the stability controls of :mod:`emulator.stability`
+``residual`` is on), adds the stochastic forcing of :mod:`emulator.stochastic`
+when configured, applies the stability controls of :mod:`emulator.stability`
 (spectral filter, physical clamp, conservation fixer, each when configured) and
 guards the rollout: at the first non-finite value, a value beyond
 ``max_abs_normalized`` or an area-mean square (energy) beyond
@@ -12,8 +13,9 @@ channel.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -22,8 +24,12 @@ from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.perturbations import seeded_generator
 from emulator.quadrature import AreaMean
 from emulator.stability import ConservationFixer, PhysicalClamp, SpectralFilter
+from emulator.stochastic import ResidualStatistics, StochasticForcing
+
+FORCING_STREAM = 2  # last entropy word of a member's stochastic-forcing generator
 
 
 class DivergenceError(EmulatorError):
@@ -37,7 +43,14 @@ class DivergenceError(EmulatorError):
 class Stepper(nn.Module):
     """``step(state, forcing) -> next state``, all normalized ``(batch, channel, lat, lon)``."""
 
-    def __init__(self, model: nn.Module, normalizer: Normalizer, config: StepperConfig, grid: Grid) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        normalizer: Normalizer,
+        config: StepperConfig,
+        grid: Grid,
+        residual_statistics: ResidualStatistics | None = None,
+    ) -> None:
         super().__init__()
         self.model, self.config = model, config
         self.channels = list(normalizer.channels)
@@ -48,12 +61,27 @@ class Stepper(nn.Module):
         self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
         self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
         self.area_mean = AreaMean(grid)
+        self.stochastic_forcing = None
+        if config.stochastic_forcing is not None:
+            if residual_statistics is None:
+                raise EmulatorError(
+                    "stepper.stochastic_forcing needs the checkpoint's residual statistics: run emulator calibrate"
+                )
+            std = torch.as_tensor(normalizer.std)
+            self.stochastic_forcing = StochasticForcing(
+                config.stochastic_forcing, residual_statistics, self.channels, std, grid
+            )
 
-    def step(self, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
-        """One step; a forcing with batch size one applies to every member of the batch."""
+    def step(self, state: torch.Tensor, forcing: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One step, plus ``noise`` (the stochastic forcing) before the controls when given.
+
+        A forcing with batch size one applies to every member of the batch.
+        """
         forcing = forcing.expand(state.shape[0], -1, -1, -1)
         output = self.model(torch.cat([state, forcing], dim=1))
         following = state + self.residual_scale * output if self.config.residual else output
+        if noise is not None:
+            following = following + noise.to(following.dtype)
         if self.spectral_filter is not None:
             following = self.spectral_filter(following)
         if self.clamp is not None:
@@ -61,6 +89,17 @@ class Stepper(nn.Module):
         if self.fixer is not None:
             following = self.fixer(following, state)
         return following
+
+    def member_generators(self, members: Sequence[int]) -> list[torch.Generator]:
+        """The stochastic forcing's generator of each member, seeded ``(seed, member, FORCING_STREAM)``."""
+        seed = self.config.stochastic_forcing.seed if self.config.stochastic_forcing is not None else 0
+        return [seeded_generator((seed, member, FORCING_STREAM)) for member in members]
+
+    def forcing_noise(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor | None]:
+        """The stochastic forcing of each step of a rollout, one member per generator; ``None``s when off."""
+        if self.stochastic_forcing is None:
+            return itertools.repeat(None)
+        return self.stochastic_forcing.draws(generators)
 
     def controls(self) -> dict[str, str]:
         """The step's settings and stability controls, for output attributes."""
@@ -88,11 +127,25 @@ class Stepper(nn.Module):
             )
 
     @torch.no_grad()
-    def rollout(self, initial: torch.Tensor, forcings: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """Yield the state after each step; ``forcings`` gives the forcing at each step's start."""
+    def rollout(
+        self,
+        initial: torch.Tensor,
+        forcings: Iterable[torch.Tensor],
+        members: Sequence[int] | None = None,
+        perturb: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the state after each step; ``forcings`` gives the forcing at each step's start.
+
+        ``members`` (default ``0, 1, ...``) seed each member's stochastic forcing; ``perturb``
+        (model noise) is applied to each step's state before it is checked and fed back.
+        """
+        generators = self.member_generators(range(len(initial)) if members is None else members)
+        noises = self.forcing_noise(generators)  # endless: the forcings end the rollout
         state = initial
-        for step, forcing in enumerate(forcings, start=1):
-            state = self.step(state, forcing)
+        for step, (forcing, noise) in enumerate(zip(forcings, noises, strict=False), start=1):
+            state = self.step(state, forcing, noise)
+            if perturb is not None:
+                state = perturb(state)
             if self.config.divergence_guard:
                 self.check(state, step)
             yield state

@@ -19,9 +19,7 @@ from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.grid import Grid
 from emulator.io.forecast_reader import FIELD_DIMS, forecast_channels, open_forecast
-from emulator.spectra import KineticEnergySpectrum, PowerSpectrum
-
-WIND = ("u_component_of_wind", "v_component_of_wind")
+from emulator.spectra import KineticEnergySpectrum, PowerSpectrum, wind_levels, wind_pair
 
 
 def _spectrum(field: xr.DataArray, transform: torch.nn.Module, degree: np.ndarray) -> xr.DataArray:
@@ -52,14 +50,12 @@ def spectra_dataset(forecast: xr.Dataset) -> xr.Dataset:
         units="(channel units)**2",
     )
     out.degree.attrs.update(long_name="total wavenumber (spherical-harmonic degree)")
-    levels = [name.partition("@")[2] for name in fields if name.startswith(WIND[0])]
-    winds = [level for level in levels if (WIND[1] + ("@" + level if level else "")) in fields]
+    winds = wind_levels(fields)
     if winds:
         kinetic = KineticEnergySpectrum(grid)
         energy = []
         for level in winds:
-            suffix = "@" + level if level else ""
-            pair = xr.concat([fields[w + suffix].transpose(*FIELD_DIMS) for w in WIND], dim="component")
+            pair = xr.concat([fields[w].transpose(*FIELD_DIMS) for w in wind_pair(level)], dim="component")
             pair = pair.transpose("member", "init_time", "lead_time", "component", "latitude", "longitude")
             energy.append(_spectrum(pair, kinetic, degree))
         out["kinetic_energy"] = xr.concat(energy, dim="wind_level").assign_coords(

@@ -1,7 +1,8 @@
 """The training loop: a curriculum of multi-step stages, AdamW, EMA, exact resume.
 
 Each optimisation step rolls the stepper ``rollout_steps`` times from the first
-state of a window (plus ``input_noise``) and averages the configured loss
+state of a window (plus ``input_noise``, and the stochastic forcing after every
+step when ``stepper.stochastic_forcing`` is set) and averages the configured loss
 against the following states. Each stage of the curriculum has its own rollout
 length and a learning rate that warms up then decays on a cosine. Validation
 runs after every epoch, on the EMA weights when ``ema_decay`` is set, with the
@@ -20,6 +21,7 @@ import csv
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
@@ -38,7 +40,8 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.models.registry import parameter_count
 from emulator.perturbations import GaussianRandomField, seeded_generator
-from emulator.stepper import Stepper
+from emulator.stepper import FORCING_STREAM, Stepper
+from emulator.stochastic import ResidualStatistics
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.loss import TrainingLoss
 from emulator.training.online import OnlineBatches, estimate_statistics, world_grid
@@ -54,12 +57,21 @@ class Batches(Protocol):
     def epoch(self, key: int, skip: int = 0) -> Iterator[Batch]: ...
 
 
-def rollout_loss(stepper: Stepper, loss: nn.Module, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
-    """Mean loss over a multi-step rollout of ``state[:, 0]`` against ``state[:, 1:]``."""
+def rollout_loss(
+    stepper: Stepper,
+    loss: nn.Module,
+    state: torch.Tensor,
+    forcing: torch.Tensor,
+    generators: Sequence[torch.Generator] = (),
+) -> torch.Tensor:
+    """Mean loss over a multi-step rollout of ``state[:, 0]`` against ``state[:, 1:]``.
+
+    ``generators`` (one per window) draw the stepper's stochastic forcing, when it has one.
+    """
     prediction, total = state[:, 0], state.new_zeros(())
     steps = state.shape[1] - 1
-    for i in range(steps):
-        prediction = stepper.step(prediction, forcing[:, i])
+    for i, noise in enumerate(islice(stepper.forcing_noise(generators), steps)):
+        prediction = stepper.step(prediction, forcing[:, i], noise)
         total = total + loss(prediction, state[:, i + 1])
     return total / steps
 
@@ -81,9 +93,22 @@ def stage_steps(stage: Stage, batches_per_epoch: int) -> int:
 class Trainer:
     """The model, its EMA, stepper, loss and optimizer, and one optimisation step."""
 
-    def __init__(self, config: Config, normalizer: Normalizer, grid: Grid, device: torch.device) -> None:
+    def __init__(
+        self,
+        config: Config,
+        normalizer: Normalizer,
+        grid: Grid,
+        device: torch.device,
+        residual_statistics: ResidualStatistics | None = None,
+    ) -> None:
         data, settings = config.data, config.train
         self.config, self.normalizer, self.grid, self.device = config, normalizer, grid, device
+        self.residual_statistics = residual_statistics
+        if config.stepper.stochastic_forcing is not None and residual_statistics is None:
+            raise EmulatorError(
+                "stepper.stochastic_forcing: train.init_checkpoint must be a checkpoint with residual statistics "
+                f"(run emulator calibrate on it); it is {settings.init_checkpoint}"
+            )
         torch.manual_seed(settings.seed)
         self.model = build_for(config, data.prognostic, data.forcing, grid).to(device)
         # Parameters only: the models' buffers are constants (transform matrices, index
@@ -94,9 +119,10 @@ class Trainer:
             else None
         )
         prognostic = normalizer.subset(data.prognostic)
-        self.stepper = Stepper(self.model, prognostic, config.stepper, grid).to(device)
+        self.stepper = Stepper(self.model, prognostic, config.stepper, grid, residual_statistics).to(device)
         evaluated = self.model if self.ema is None else self.ema.module
-        self.evaluation_stepper = Stepper(evaluated, prognostic, config.stepper, grid).to(device)
+        deterministic = config.stepper.model_copy(update={"stochastic_forcing": None})
+        self.evaluation_stepper = Stepper(evaluated, prognostic, deterministic, grid).to(device)
         self.loss = TrainingLoss(settings.loss, data.prognostic, grid).to(device)
         length = settings.input_noise_length_scale_km
         self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
@@ -129,8 +155,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         bf16 = self.config.train.precision == "bf16"
+        generators = [seeded_generator((self.config.train.seed, step, k, FORCING_STREAM)) for k in range(len(state))]
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            value = rollout_loss(self.stepper, self.loss, self.noisy_inputs(state, step), forcing)
+            value = rollout_loss(self.stepper, self.loss, self.noisy_inputs(state, step), forcing, generators)
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         clip = self.config.train.gradient_clip or math.inf
@@ -193,7 +220,14 @@ def _run_stages(
     data = config.data
     totals = [stage_steps(stage, len(batches)) for stage, batches in zip(settings.stages(), stages, strict=True)]
     checkpoint = Checkpoint(
-        config, trainer.normalizer, data.prognostic, data.forcing, trainer.grid, trainer.evaluated_model, step=0
+        config,
+        trainer.normalizer,
+        data.prognostic,
+        data.forcing,
+        trainer.grid,
+        trainer.evaluated_model,
+        step=0,
+        residual_statistics=trainer.residual_statistics,
     )
     metrics = MetricsLog(path.with_suffix(".metrics.csv"), progress.metrics_rows)
 
@@ -309,7 +343,8 @@ def train(config: Config, device: str = "auto", resume: bool = False) -> Path:
     path = Path(settings.checkpoint)
     saved = state_path(path)
     data = TrainingData(config, saved if resume else None)
-    trainer = Trainer(config, data.normalizer, data.grid, choose_device(device))
+    statistics = data.initial.residual_statistics if data.initial is not None else None
+    trainer = Trainer(config, data.normalizer, data.grid, choose_device(device), statistics)
     progress = Progress()
     if resume:
         progress = load_state(saved, config, trainer.model, trainer.ema, trainer.optimizer)

@@ -1,0 +1,199 @@
+"""Stochastic forcing: red noise with the spatial covariance of a model's one-step errors.
+
+A deterministic emulator learns the expected tendency. Where the truth is driven
+by forcing the inputs do not determine (the built-in world's random vorticity
+forcing; unresolved processes in a reanalysis), its rollouts lack the energy that
+forcing injects, and their climate is too quiet. The stochastic forcing puts it
+back. After every step it adds ``eta_t = rho eta_(t-1) + sqrt(1 - rho^2) xi_t``
+(an AR(1) process, stationary from the first step), where ``xi_t`` has, at every
+spherical-harmonic degree, the covariance of the model's one-step residuals
+across components, and ``rho`` is their lag-one correlation.
+
+The components are each scalar channel and, at each level with both winds, the
+wind's velocity potential and stream function (its vector transform), so that
+noise in the winds is rotational or divergent as the residuals are. The residual
+statistics are measured by :mod:`emulator.training.calibration` and stored in
+the checkpoint; :class:`StochasticForcingConfig` picks the components, degrees,
+amplitude and seed. A model meant to run with the forcing is trained through it
+(its stepper adds it inside the training rollouts), so it learns to carry the
+energy rather than turn it into small-scale noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealVectorSHT
+
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.schema import Strict
+from emulator.spectra import wind_levels, wind_pair
+
+TENSOR_PREFIX = "residual_statistics."
+
+
+class StochasticForcingConfig(Strict):
+    """Which residual components get red noise, at which degrees, how strong, from which seed."""
+
+    scale: float = Field(1.0, gt=0, description="multiple of the calibrated residual amplitude")
+    min_degree: int = Field(1, ge=0)
+    max_degree: int | None = Field(None, ge=0, description="None: the grid's largest")
+    components: list[str] = Field(
+        default_factory=list, description="e.g. stream_function@250 or geopotential@250; empty: all"
+    )
+    correlation: float | None = Field(None, ge=0, lt=1, description="lag-one correlation; None: the calibrated one")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _degrees_ordered(self) -> StochasticForcingConfig:
+        if self.max_degree is not None and self.max_degree < self.min_degree:
+            raise ValueError(f"max_degree {self.max_degree} is below min_degree {self.min_degree}")
+        return self
+
+
+class SpectralComponents(nn.Module):
+    """Fields ``(batch, channel, lat, lon)`` <-> coefficients ``(batch, component, degree, order)``.
+
+    Components are the scalar channels in order, then ``velocity_potential@L`` and
+    ``stream_function@L`` for each wind level ``L``.
+    """
+
+    def __init__(self, channels: Sequence[str], grid: Grid) -> None:
+        super().__init__()
+        winds = [name for level in wind_levels(channels) for name in wind_pair(level)]
+        self.scalar = [i for i, name in enumerate(channels) if name not in winds]
+        self.wind = [channels.index(name) for name in winds]
+        self.names = [channels[i] for i in self.scalar] + [
+            f"{potential}{'@' + level if level else ''}"
+            for level in wind_levels(channels)
+            for potential in ("velocity_potential", "stream_function")
+        ]
+        lmax = grid.max_degree
+        shape, transform = (grid.nlat, grid.nlon), {"lmax": lmax, "mmax": lmax, "grid": grid.kind}
+        self.sht, self.isht = RealSHT(*shape, **transform), InverseRealSHT(*shape, **transform)
+        self.vsht, self.ivsht = RealVectorSHT(*shape, **transform), InverseRealVectorSHT(*shape, **transform)
+        self.shape = shape
+
+    def analysis(self, fields: torch.Tensor) -> torch.Tensor:
+        batch, shape = fields.shape[0], fields.shape[-2:]
+        parts = [self.sht(fields[:, self.scalar])] if self.scalar else []
+        if self.wind:
+            parts.append(self.vsht(fields[:, self.wind].reshape(batch, -1, 2, *shape)).flatten(1, 2))
+        return torch.cat(parts, dim=1)
+
+    def synthesis(self, coefficients: torch.Tensor) -> torch.Tensor:
+        batch, count = coefficients.shape[0], len(self.scalar)
+        fields = coefficients.new_zeros(batch, count + len(self.wind), *self.shape, dtype=coefficients.real.dtype)
+        if self.scalar:
+            fields[:, self.scalar] = self.isht(coefficients[:, :count])
+        if self.wind:
+            wind = coefficients[:, count:].reshape(batch, -1, 2, *coefficients.shape[-2:])
+            fields[:, self.wind] = self.ivsht(wind).flatten(1, 2)
+        return fields
+
+
+@dataclass
+class ResidualStatistics:
+    """Per-degree covariance ``(degree, component, component)`` of one-step residuals in physical units.
+
+    ``lag_covariance`` ``(degree, component)`` is each component's covariance with the
+    next step's residual. Both are per spherical-harmonic coefficient (the average
+    over orders), so an isotropic field with these coefficients has this spectrum.
+    """
+
+    components: list[str]
+    covariance: torch.Tensor
+    lag_covariance: torch.Tensor
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            TENSOR_PREFIX + "covariance": self.covariance.float().contiguous(),
+            TENSOR_PREFIX + "lag_covariance": self.lag_covariance.float().contiguous(),
+        }
+
+    def metadata(self) -> str:
+        return json.dumps({"components": self.components, "provenance": self.provenance})
+
+    @classmethod
+    def from_saved(cls, metadata: str, tensors: dict[str, torch.Tensor]) -> ResidualStatistics:
+        described = json.loads(metadata)
+        return cls(
+            described["components"],
+            tensors[TENSOR_PREFIX + "covariance"],
+            tensors[TENSOR_PREFIX + "lag_covariance"],
+            described["provenance"],
+        )
+
+
+def _unknown(names: Sequence[str], known: Sequence[str]) -> str | None:
+    return next((name for name in names if name not in known), None)
+
+
+class StochasticForcing(nn.Module):
+    """Draws of the AR(1) forcing, normalized like the state; see the module docstring."""
+
+    def __init__(
+        self,
+        config: StochasticForcingConfig,
+        statistics: ResidualStatistics,
+        channels: list[str],
+        std: torch.Tensor,
+        grid: Grid,
+    ) -> None:
+        super().__init__()
+        self.transform = SpectralComponents(channels, grid)
+        names, degrees = self.transform.names, grid.max_degree
+        if statistics.components != names or statistics.covariance.shape[0] != degrees:
+            raise EmulatorError(
+                f"stepper.stochastic_forcing: the residual statistics are of {statistics.components} at "
+                f"{statistics.covariance.shape[0]} degrees, the model's components are {names} at {degrees}"
+            )
+        unknown = _unknown(config.components, names)
+        if unknown is not None:
+            raise EmulatorError(f"stepper.stochastic_forcing.components: {unknown!r} is not one of {', '.join(names)}")
+        chosen = torch.tensor([not config.components or name in config.components for name in names])
+        degree, highest = torch.arange(degrees), config.max_degree if config.max_degree is not None else degrees
+        band = (degree >= config.min_degree) & (degree <= highest)
+        covariance = statistics.covariance.double() * (chosen[:, None] & chosen[None, :])
+        diagonal = covariance.diagonal(dim1=1, dim2=2)
+        jitter = 1e-9 * diagonal.mean(dim=1).clamp_min(1e-30)
+        factor = torch.linalg.cholesky(covariance + torch.diag_embed(jitter[:, None].expand_as(diagonal)))
+        factor = factor * band[:, None, None] * chosen[None, :, None]
+        selected = band[:, None] & chosen[None, :]
+        calibrated = float(statistics.lag_covariance.double()[selected].sum() / diagonal[selected].sum())
+        self.correlation = config.correlation if config.correlation is not None else min(max(calibrated, 0.0), 0.999)
+        self.factor: torch.Tensor
+        self.inverse_std: torch.Tensor
+        self.register_buffer("factor", (config.scale * factor).to(torch.complex64), persistent=False)
+        self.register_buffer("inverse_std", (1.0 / std.float())[:, None, None], persistent=False)
+
+    def sample(self, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Independent draws of the innovation ``xi``, one per generator: ``(batch, channel, lat, lon)``.
+
+        Each member is drawn and transformed alone, so it does not depend on the batch it is in.
+        """
+        return torch.cat([self._sample_one(generator) for generator in generators])
+
+    def _sample_one(self, generator: torch.Generator) -> torch.Tensor:
+        degrees, components = self.factor.shape[0], self.factor.shape[1]
+        unit = torch.randn(1, components, degrees, degrees, dtype=torch.complex64, generator=generator)
+        # m = 0 coefficients of a real field are real, with the variance of |c_lm|^2 at m > 0
+        unit[..., 0] = unit[..., 0].real * math.sqrt(2.0)
+        coefficients = torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device)).tril()
+        return self.transform.synthesis(coefficients) * self.inverse_std
+
+    def draws(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
+        """``eta_1, eta_2, ...`` of one rollout per generator, from the stationary distribution."""
+        rho = self.correlation
+        eta = self.sample(generators)
+        while True:
+            eta = rho * eta + math.sqrt(1.0 - rho**2) * self.sample(generators)
+            yield eta

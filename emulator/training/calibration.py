@@ -1,0 +1,112 @@
+"""Residual statistics of a checkpoint, for its stochastic forcing (see :mod:`emulator.stochastic`).
+
+From two-step windows of the training period, ``e_1 = x_1 - step(x_0)`` and
+``e_2 = x_2 - step(x_1)`` are the one-step residuals of the deterministic stepper
+(the config's controls, no stochastic forcing). Their per-degree covariance across
+components, and each component's covariance between ``e_1`` and ``e_2``, are
+stored in the checkpoint with where they came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from emulator import __version__
+from emulator.checkpoint import check_fits, load_checkpoint
+from emulator.config import Config
+from emulator.data.source import ZarrSource
+from emulator.device import choose_device
+from emulator.errors import EmulatorError
+from emulator.stepper import Stepper
+from emulator.stochastic import ResidualStatistics, SpectralComponents
+from emulator.training.batches import StoreBatches
+
+LOG = logging.getLogger(__name__)
+BATCH_SIZE = 16
+
+
+def degree_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum Re(a_i conj(b_j))`` over batch and orders per degree ``(l, i, j)``; orders ``m > 0`` count twice.
+
+    Twice, because each stands for ``m`` and ``-m``: the sum is the degree's cross-power times ``4 pi``.
+    """
+    multiplicity = torch.full((a.shape[-1],), 2.0, dtype=a.real.dtype)
+    multiplicity[0] = 1.0
+    return torch.einsum("bilm,bjlm,m->lij", a, b.conj(), multiplicity.to(a.dtype)).real
+
+
+class ResidualMoments:
+    """Running sums of the residuals' per-degree covariance and lag-one covariance."""
+
+    def __init__(self, transform: SpectralComponents, std: torch.Tensor) -> None:
+        self.transform, self.std = transform, std[:, None, None]
+        self.covariance = self.lag_covariance = torch.zeros(())
+        self.count = 0
+
+    def add(self, first: torch.Tensor, second: torch.Tensor) -> None:
+        """Residuals ``(batch, channel, lat, lon)`` in normalized units, ``second`` one step after ``first``."""
+        a, b = (self.transform.analysis((e * self.std).double()) for e in (first, second))
+        self.covariance = self.covariance + degree_products(a, a) + degree_products(b, b)
+        self.lag_covariance = self.lag_covariance + degree_products(a, b).diagonal(dim1=1, dim2=2)
+        self.count += len(first)
+
+    def statistics(self, provenance: dict[str, str]) -> ResidualStatistics:
+        """Per coefficient: a degree's power over its ``2 l + 1`` coefficients."""
+        coefficients = 2 * torch.arange(self.covariance.shape[0], dtype=torch.float64) + 1
+        return ResidualStatistics(
+            self.transform.names,
+            self.covariance / (2 * self.count * coefficients[:, None, None]),
+            self.lag_covariance / (self.count * coefficients[:, None]),
+            provenance,
+        )
+
+
+@torch.no_grad()
+def calibrate(config: Config, checkpoint_path: str, output: str | None, windows: int, device: str = "auto") -> Path:
+    """Measure the residual statistics of a checkpoint on ``windows`` windows of the config's training period.
+
+    Writes the checkpoint with the statistics to ``output`` (default: in place) and returns its path.
+    """
+    data = config.data
+    loaded = load_checkpoint(checkpoint_path)
+    source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid)
+    check_fits(loaded, config, source.grid, f"store {data.store}", checkpoint_path)
+    target = choose_device(device)
+    normalizer = loaded.normalizer.subset(loaded.prognostic)
+    controls = config.stepper.model_copy(
+        update={"residual": loaded.config.stepper.residual, "stochastic_forcing": None}
+    )
+    stepper = Stepper(loaded.model, normalizer, controls, loaded.grid).to(target).eval()
+    batches = StoreBatches(
+        source, data.prognostic, data.forcing, loaded.normalizer, data.train_period, 2, BATCH_SIZE, 0, True, data.regrid
+    )
+    moments = ResidualMoments(SpectralComponents(loaded.prognostic, loaded.grid), torch.from_numpy(normalizer.std))
+    for state, forcing in batches.epoch(config.train.seed):
+        wanted = windows - moments.count
+        state, forcing = state[:wanted].to(target), forcing[:wanted].to(target)
+        first = state[:, 1] - stepper.step(state[:, 0], forcing[:, 0])
+        second = state[:, 2] - stepper.step(state[:, 1], forcing[:, 1])
+        moments.add(first.cpu(), second.cpu())
+        if moments.count >= windows:
+            break
+    if moments.count < 2:
+        raise EmulatorError(f"{data.store}: calibration needs at least 2 two-step windows in {data.train_period}")
+    provenance = {
+        "store": data.store,
+        "period": json.dumps(data.train_period),
+        "windows": str(moments.count),
+        "checkpoint": Path(checkpoint_path).name,
+        "checkpoint_step": str(loaded.step),
+        "controls": controls.model_dump_json(exclude={"residual", "stochastic_forcing"}),
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    statistics = moments.statistics(provenance)
+    LOG.info("residual statistics from %d windows; components %s", moments.count, ", ".join(statistics.components))
+    return dataclasses.replace(loaded, residual_statistics=statistics).save(output or checkpoint_path)

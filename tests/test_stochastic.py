@@ -1,0 +1,208 @@
+"""The stochastic forcing: its spectrum, band and memory, seeding, calibration and use in training and forecasts."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import yaml
+
+from emulator.checkpoint import load_checkpoint
+from emulator.cli import main
+from emulator.config import StepperConfig, load_config
+from emulator.data.normalizer import Normalizer
+from emulator.data.source import ZarrSource
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.io.forecast_reader import open_forecast
+from emulator.perturbations import seeded_generator
+from emulator.spectra import KineticEnergySpectrum, PowerSpectrum
+from emulator.stepper import Stepper
+from emulator.stochastic import (
+    ResidualStatistics,
+    SpectralComponents,
+    StochasticForcing,
+    StochasticForcingConfig,
+)
+from tests.conftest import CHANNELS
+from tests.test_stepper import Constant
+
+GRID = Grid(32, 64)
+DEGREES = GRID.max_degree
+NAMES = ["geopotential@250", "velocity_potential@250", "stream_function@250"]
+STD = torch.tensor([100.0, 5.0, 7.0])
+DRIVE = {"components": ["geopotential@250", "stream_function@250"], "min_degree": 3, "max_degree": 10}
+
+
+def known_statistics(lag_correlation: float = 0.6) -> ResidualStatistics:
+    """A spectrum per component, z and psi correlated 0.5 at every degree, one lag correlation for all."""
+    degree = torch.arange(DEGREES, dtype=torch.float64)
+    spectra = torch.stack([1e4 / (degree + 1) ** 2, 30.0 / (degree + 1) ** 3, 50.0 / (degree + 1) ** 3], dim=1)
+    spectra[0, 1:] = 0.0  # winds have no degree-0 potential
+    covariance = torch.diag_embed(spectra)
+    covariance[:, 0, 2] = covariance[:, 2, 0] = 0.5 * torch.sqrt(spectra[:, 0] * spectra[:, 2])
+    return ResidualStatistics(NAMES, covariance, lag_correlation * spectra, {"source": "test"})
+
+
+def per_coefficient_moments(first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-degree covariance ``(l, i, j)`` of ``first`` and lag covariance ``(l, i)`` with ``second`` (physical)."""
+    transform = SpectralComponents(CHANNELS, GRID)
+    a, b = (transform.analysis(x.double() * STD[:, None, None]) for x in (first, second))
+    orders = torch.arange(1, DEGREES + 1, dtype=torch.float64)  # m = 0..l, alike for isotropic draws
+    covariance = torch.einsum("bilm,bjlm->lij", a, a.conj()).real / (len(a) * orders[:, None, None])
+    lag = torch.einsum("bilm,bilm->li", a, b.conj()).real / (len(a) * orders[:, None])
+    return covariance, lag
+
+
+def test_components_are_scalars_then_each_wind_level_as_potentials_and_round_trip() -> None:
+    channels = ["u_component_of_wind@250", "geopotential@500", "v_component_of_wind@250", "temperature@850"]
+    transform = SpectralComponents(channels, GRID)
+    assert transform.names == ["geopotential@500", "temperature@850", "velocity_potential@250", "stream_function@250"]
+    coefficients = torch.randn(2, 4, DEGREES, DEGREES, dtype=torch.complex128).tril()
+    coefficients[..., 0] = coefficients[..., 0].real
+    coefficients[:, 2:, 0] = 0.0  # potentials have no degree 0
+    fields = transform.synthesis(coefficients)
+    assert fields.shape == (2, 4, 32, 64)
+    torch.testing.assert_close(transform.analysis(fields.double()), coefficients, atol=2e-4, rtol=0)
+
+
+def test_forcing_has_the_calibrated_covariance_in_its_band_and_the_lag_correlation() -> None:
+    statistics = known_statistics()
+    forcing = StochasticForcing(StochasticForcingConfig(**DRIVE), statistics, CHANNELS, STD, GRID)
+    assert forcing.correlation == pytest.approx(0.6)
+    draws = forcing.draws([seeded_generator((7, member)) for member in range(100)])
+    first, second = next(draws), next(draws)
+    covariance, lag = per_coefficient_moments(first, second)
+    band = slice(3, 11)
+    expected = statistics.covariance[band]
+    # z and psi: their variances and their covariance, summed over the band (11,200 real coefficients)
+    for i, j in ((0, 0), (2, 2), (0, 2)):
+        measured, truth = float(covariance[band, i, j].sum()), float(expected[:, i, j].sum())
+        assert measured == pytest.approx(truth, rel=0.1)
+    assert float(covariance[band, 1, 1].sum()) < 1e-6 * float(expected[:, 1, 1].sum())  # chi not chosen
+    outside = torch.cat([covariance[:3], covariance[11:]])
+    assert float(outside.abs().max()) < 1e-6 * float(expected.abs().max())
+    ratio = lag[band, [0, 2]].sum() / covariance[band, [0, 2], [0, 2]].sum()
+    assert float(ratio) == pytest.approx(0.6, abs=0.05)
+    later = [next(draws) for _ in range(20)][-1]
+    stationary, _ = per_coefficient_moments(later, later)
+    assert float(stationary[band, 0, 0].sum()) == pytest.approx(float(expected[:, 0, 0].sum()), rel=0.1)
+
+
+def test_forcing_refuses_unknown_components_and_statistics_of_other_channels() -> None:
+    with pytest.raises(EmulatorError, match="components: 'vorticity@250' is not one of geopotential@250"):
+        StochasticForcing(
+            StochasticForcingConfig(components=["vorticity@250"]), known_statistics(), CHANNELS, STD, GRID
+        )
+    with pytest.raises(EmulatorError, match="residual statistics are of"):
+        StochasticForcing(StochasticForcingConfig(), known_statistics(), ["geopotential@250"], STD[:1], GRID)
+
+
+def stepper_normalizer() -> Normalizer:
+    return Normalizer(tuple(CHANNELS), np.zeros(3), STD.numpy().astype(np.float64), np.ones(3))
+
+
+def stochastic_stepper(**forcing: object) -> Stepper:
+    config = StepperConfig(stochastic_forcing=StochasticForcingConfig(**(DRIVE | forcing)))
+    return Stepper(Constant(0.0, channels=3), stepper_normalizer(), config, GRID, known_statistics())
+
+
+def roll(stepper: Stepper, members: list[int], steps: int = 3) -> torch.Tensor:
+    """``(step, member, channel, lat, lon)`` of a persistence model from zero, so the forcing alone."""
+    initial = torch.zeros(len(members), 3, 32, 64)
+    forcings = (torch.zeros(1, 0, 32, 64) for _ in range(steps))
+    return torch.stack(list(stepper.rollout(initial, forcings, members)))
+
+
+def test_stepper_forcing_is_seeded_per_member_and_recorded() -> None:
+    stepper = stochastic_stepper()
+    both = roll(stepper, [0, 1])
+    assert torch.equal(both, roll(stepper, [0, 1]))
+    assert torch.equal(both[:, 1], roll(stepper, [1])[:, 0])  # a member is the same alone or in a batch
+    assert not torch.allclose(both[:, 0], both[:, 1])
+    assert not torch.equal(both, roll(stochastic_stepper(seed=1), [0, 1]))
+    potentials = SpectralComponents(CHANNELS, GRID).analysis(both[-1].double() * STD[:, None, None])
+    assert float(potentials[:, 1].abs().max()) < 1e-6 * float(potentials[:, 2].abs().max())  # no divergent wind
+    assert '"min_degree":3' in stepper.controls()["stepper_stochastic_forcing"].replace(" ", "")
+    with pytest.raises(EmulatorError, match="needs the checkpoint's residual statistics: run emulator calibrate"):
+        Stepper(Constant(0.0, channels=3), stepper_normalizer(), StepperConfig(stochastic_forcing={}), GRID)
+
+
+def calibrated_checkpoint(trained: tuple[Path, Path], tmp_path: Path) -> Path:
+    config, workdir = trained
+    output = tmp_path / "calibrated.ckpt"
+    arguments = ["--config", str(config), "--checkpoint", str(workdir / "model.ckpt"), "--output", str(output)]
+    assert main(["calibrate", *arguments, "--windows", "100", "--device", "cpu"]) == 0
+    return output
+
+
+def test_calibration_measures_the_one_step_residuals(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    statistics = load_checkpoint(calibrated_checkpoint(trained, tmp_path)).residual_statistics
+    assert statistics is not None and statistics.components == NAMES
+    # the tiny store's training period has 12 times: 10 two-step windows, all of them measured
+    assert statistics.provenance["windows"] == "10" and statistics.provenance["checkpoint"] == "model.ckpt"
+    config = load_config(trained[0])
+    loaded = load_checkpoint(trained[1] / "model.ckpt")
+    normalizer = loaded.normalizer.subset(CHANNELS)
+    source = ZarrSource(config.data.store, CHANNELS)
+    states = normalizer.normalize(torch.from_numpy(source.read(list(source.period_indices(config.data.train_period)))))
+    stepper = Stepper(loaded.model, normalizer, config.stepper, GRID)
+    with torch.no_grad():
+        residuals = (states[1:] - stepper.step(states[:-1], torch.zeros(1, 0, 32, 64))).double()
+    residuals = residuals * torch.from_numpy(normalizer.std)[:, None, None]
+    # each window gives the residuals of steps s and s + 1 (s = 0..9); per degree, from the spectra module
+    first, second = residuals[:10], residuals[1:]
+    power, kinetic = PowerSpectrum(GRID), KineticEnergySpectrum(GRID)
+    z_power = torch.cat([power(first[:, 0]), power(second[:, 0])]).mean(dim=0)
+    wind_energy = torch.cat([kinetic(first[:, 1:]), kinetic(second[:, 1:])]).mean(dim=0)
+    z_lag = (power(first[:, 0] + second[:, 0]) - power(first[:, 0] - second[:, 0])).mean(dim=0) / 4  # polarization
+    degree = torch.arange(DEGREES, dtype=torch.float64)
+    coefficients = (2 * degree + 1) / (4 * math.pi)  # a degree's power is its 2l + 1 coefficients' over 4 pi
+    covariance = statistics.covariance.double()
+    torch.testing.assert_close(coefficients * covariance[:, 0, 0], z_power, rtol=1e-4, atol=1e-6 * z_power.max())
+    potentials = degree * (degree + 1) / 2 * (covariance[:, 1, 1] + covariance[:, 2, 2])
+    torch.testing.assert_close(coefficients * potentials, wind_energy, rtol=1e-4, atol=1e-6 * wind_energy.max())
+    lag = coefficients * statistics.lag_covariance[:, 0].double()
+    torch.testing.assert_close(lag, z_lag, rtol=1e-4, atol=1e-6 * z_power.max())
+
+
+def forced_config(trained: tuple[Path, Path], tmp_path: Path, init: Path, name: str) -> Path:
+    tree = yaml.safe_load(trained[0].read_text())
+    tree["stepper"]["stochastic_forcing"] = {"components": ["stream_function@250"], "min_degree": 2, "max_degree": 8}
+    tree["train"] |= {"init_checkpoint": str(init), "checkpoint": str(tmp_path / name), "epochs": 1, "max_steps": 2}
+    tree["forecast"]["checkpoint"] = str(tmp_path / name)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def test_training_through_the_forcing_keeps_the_statistics_and_forecasts_with_it_are_seeded(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uncalibrated = forced_config(trained, tmp_path, trained[1] / "model.ckpt", "refused.ckpt")
+    assert main(["train", "--config", str(uncalibrated), "--device", "cpu"]) != 0
+    assert "train.init_checkpoint must be a checkpoint with residual statistics" in capsys.readouterr().err
+    calibrated = calibrated_checkpoint(trained, tmp_path)
+    config = forced_config(trained, tmp_path, calibrated, "forced.ckpt")
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    statistics, before = (load_checkpoint(path).residual_statistics for path in (tmp_path / "forced.ckpt", calibrated))
+    assert statistics is not None and before is not None
+    assert torch.equal(statistics.covariance, before.covariance)
+
+    def forecast(output: str, *overrides: str) -> xr.Dataset:
+        arguments = ["--config", str(config), "--output", str(tmp_path / output), "--device", "cpu"]
+        assert main(["forecast", *arguments, *[f"--set={item}" for item in overrides]]) == 0
+        with open_forecast(next((tmp_path / output).glob("forecast_*.nc"))) as dataset:
+            return dataset.load()
+
+    first, again = forecast("first"), forecast("again")
+    deterministic = forecast("deterministic", "stepper.stochastic_forcing=null")
+    reseeded = forecast("reseeded", "stepper.stochastic_forcing.seed=5")
+    assert '"max_degree": 8' in first.attrs["stepper_stochastic_forcing"]
+    assert deterministic.attrs["stepper_stochastic_forcing"] == "null"
+    for name in first.data_vars:
+        assert np.array_equal(first[name].values, again[name].values)
+        assert not np.allclose(first[name].values, deterministic[name].values)
+        assert not np.allclose(first[name].values, reseeded[name].values)
