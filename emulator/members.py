@@ -8,7 +8,7 @@ is the control: the first checkpoint, no lag, no perturbation, no noise. The
 others take the checkpoints round-robin, then the lags round-robin. When the
 config's stepper has a stochastic forcing, every member (the control too) runs
 with it, drawn from a generator seeded ``(seed, member, 2)``
-(:meth:`emulator.stepper.Stepper.member_generators`), so it too is reproduced
+(:meth:`emulator.stepper.Stepper.member_keys`), so it too is reproduced
 from the member's number and the recorded ``stepper_stochastic_forcing``.
 """
 

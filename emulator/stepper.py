@@ -90,16 +90,16 @@ class Stepper(nn.Module):
             following = self.fixer(following, state)
         return following
 
-    def member_generators(self, members: Sequence[int]) -> list[torch.Generator]:
-        """The stochastic forcing's generator of each member, seeded ``(seed, member, FORCING_STREAM)``."""
+    def member_keys(self, members: Sequence[int]) -> list[tuple[int, ...]]:
+        """The entropy of each member's stochastic-forcing generator: ``(seed, member, FORCING_STREAM)``."""
         seed = self.config.stochastic_forcing.seed if self.config.stochastic_forcing is not None else 0
-        return [seeded_generator((seed, member, FORCING_STREAM)) for member in members]
+        return [(seed, member, FORCING_STREAM) for member in members]
 
-    def forcing_noise(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor | None]:
-        """The stochastic forcing of each step of a rollout, one member per generator; ``None``s when off."""
+    def forcing_noise(self, keys: Sequence[tuple[int, ...]]) -> Iterator[torch.Tensor | None]:
+        """The stochastic forcing of each step of a rollout, one member per generator entropy; ``None``s when off."""
         if self.stochastic_forcing is None:
             return itertools.repeat(None)
-        return self.stochastic_forcing.draws(generators)
+        return self.stochastic_forcing.draws([seeded_generator(key) for key in keys])
 
     def controls(self) -> dict[str, str]:
         """The step's settings and stability controls, for output attributes."""
@@ -139,8 +139,8 @@ class Stepper(nn.Module):
         ``members`` (default ``0, 1, ...``) seed each member's stochastic forcing; ``perturb``
         (model noise) is applied to each step's state before it is checked and fed back.
         """
-        generators = self.member_generators(range(len(initial)) if members is None else members)
-        noises = self.forcing_noise(generators)  # endless: the forcings end the rollout
+        keys = self.member_keys(range(len(initial)) if members is None else members)
+        noises = self.forcing_noise(keys)  # endless: the forcings end the rollout
         state = initial
         for step, (forcing, noise) in enumerate(zip(forcings, noises, strict=False), start=1):
             state = self.step(state, forcing, noise)

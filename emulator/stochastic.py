@@ -88,14 +88,19 @@ class SpectralComponents(nn.Module):
             parts.append(self.vsht(fields[:, self.wind].reshape(batch, -1, 2, *shape)).flatten(1, 2))
         return torch.cat(parts, dim=1)
 
-    def synthesis(self, coefficients: torch.Tensor) -> torch.Tensor:
+    def synthesis(self, coefficients: torch.Tensor, nonzero: Sequence[int] | None = None) -> torch.Tensor:
+        """Fields of ``coefficients``; components not in ``nonzero`` (default: all are) are zero, not transformed."""
         batch, count = coefficients.shape[0], len(self.scalar)
+        used = range(len(self.names)) if nonzero is None else nonzero
+        scalars = [i for i in used if i < count]
+        levels = sorted({(i - count) // 2 for i in used if i >= count})
         fields = coefficients.new_zeros(batch, count + len(self.wind), *self.shape, dtype=coefficients.real.dtype)
-        if self.scalar:
-            fields[:, self.scalar] = self.isht(coefficients[:, :count])
-        if self.wind:
-            wind = coefficients[:, count:].reshape(batch, -1, 2, *coefficients.shape[-2:])
-            fields[:, self.wind] = self.ivsht(wind).flatten(1, 2)
+        if scalars:
+            fields[:, [self.scalar[i] for i in scalars]] = self.isht(coefficients[:, scalars])
+        if levels:
+            wind = coefficients[:, count:].reshape(batch, -1, 2, *coefficients.shape[-2:])[:, levels]
+            channels = [self.wind[2 * level + part] for level in levels for part in (0, 1)]
+            fields[:, channels] = self.ivsht(wind).flatten(1, 2)
         return fields
 
 
@@ -169,6 +174,7 @@ class StochasticForcing(nn.Module):
         factor = factor * band[:, None, None] * chosen[None, :, None]
         selected = band[:, None] & chosen[None, :]
         calibrated = float(statistics.lag_covariance.double()[selected].sum() / diagonal[selected].sum())
+        self.chosen = [i for i, used in enumerate(chosen.tolist()) if used]
         self.correlation = config.correlation if config.correlation is not None else min(max(calibrated, 0.0), 0.999)
         self.factor: torch.Tensor
         self.inverse_std: torch.Tensor
@@ -188,7 +194,7 @@ class StochasticForcing(nn.Module):
         # m = 0 coefficients of a real field are real, with the variance of |c_lm|^2 at m > 0
         unit[..., 0] = unit[..., 0].real * math.sqrt(2.0)
         coefficients = torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device)).tril()
-        return self.transform.synthesis(coefficients) * self.inverse_std
+        return self.transform.synthesis(coefficients, self.chosen) * self.inverse_std
 
     def draws(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
         """``eta_1, eta_2, ...`` of one rollout per generator, from the stationary distribution."""

@@ -62,15 +62,15 @@ def rollout_loss(
     loss: nn.Module,
     state: torch.Tensor,
     forcing: torch.Tensor,
-    generators: Sequence[torch.Generator] = (),
+    keys: Sequence[tuple[int, ...]] = (),
 ) -> torch.Tensor:
     """Mean loss over a multi-step rollout of ``state[:, 0]`` against ``state[:, 1:]``.
 
-    ``generators`` (one per window) draw the stepper's stochastic forcing, when it has one.
+    ``keys`` (one per window) seed the generators of the stepper's stochastic forcing, when it has one.
     """
     prediction, total = state[:, 0], state.new_zeros(())
     steps = state.shape[1] - 1
-    for i, noise in enumerate(islice(stepper.forcing_noise(generators), steps)):
+    for i, noise in enumerate(islice(stepper.forcing_noise(keys), steps)):
         prediction = stepper.step(prediction, forcing[:, i], noise)
         total = total + loss(prediction, state[:, i + 1])
     return total / steps
@@ -155,9 +155,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         bf16 = self.config.train.precision == "bf16"
-        generators = [seeded_generator((self.config.train.seed, step, k, FORCING_STREAM)) for k in range(len(state))]
+        keys = [(self.config.train.seed, step, k, FORCING_STREAM) for k in range(len(state))]
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            value = rollout_loss(self.stepper, self.loss, self.noisy_inputs(state, step), forcing, generators)
+            value = rollout_loss(self.stepper, self.loss, self.noisy_inputs(state, step), forcing, keys)
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         clip = self.config.train.gradient_clip or math.inf
