@@ -24,6 +24,7 @@ from emulator.schema import Strict
 from emulator.stability import Bounds, SpectralFilterConfig
 from emulator.stochastic import StochasticForcingConfig
 from emulator.training.loss import LossConfig
+from emulator.training.mirror import MirrorConfig
 from emulator.world.shallow_water import WorldPhysics
 
 
@@ -153,6 +154,9 @@ class TrainConfig(Strict):
     input_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on each window's first state")
     input_noise_length_scale_km: float | None = Field(
         None, gt=0, description="correlation length of the input noise (a Gaussian random field); None: white"
+    )
+    mirror: MirrorConfig | None = Field(
+        None, description="train on the north-south mirror image of some windows (a symmetric world only)"
     )
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the network")
     loss: LossConfig = LossConfig()

@@ -44,6 +44,7 @@ from emulator.stepper import FORCING_STREAM, Stepper
 from emulator.stochastic import ResidualStatistics
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.loss import TrainingLoss
+from emulator.training.mirror import Mirror
 from emulator.training.online import OnlineBatches, estimate_statistics, world_grid
 from emulator.training.state import Progress, load_normalizer, load_state, save_state, state_path
 
@@ -126,6 +127,8 @@ class Trainer:
         self.loss = TrainingLoss(settings.loss, data.prognostic, grid).to(device)
         length = settings.input_noise_length_scale_km
         self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
+        channels = normalizer.subset(data.prognostic + data.forcing)
+        self.mirror = None if settings.mirror is None else Mirror(settings.mirror, channels, settings.seed)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
@@ -152,6 +155,8 @@ class Trainer:
     def optimize(self, batch: Batch, rate: float, step: int) -> tuple[float, float]:
         """One optimizer step at learning rate ``rate``; return the loss and the gradient norm."""
         state, forcing = (tensor.to(self.device) for tensor in batch)
+        if self.mirror is not None:
+            state, forcing = self.mirror((state, forcing), step)
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         bf16 = self.config.train.precision == "bf16"
