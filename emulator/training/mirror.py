@@ -4,9 +4,10 @@ The built-in world is one: its shallow-water equations, its relaxation jets at
 plus and minus 45 degrees, its drag and its (isotropic, random) vorticity forcing
 are all unchanged by the reflection ``latitude -> -latitude`` that also flips the
 sign of the meridional wind (and of vorticity), so the mirror image of a
-trajectory is as likely as the trajectory. A model that is not taught this drifts
-into a climate with one hemisphere's jet stronger than the other's. Training on
-the mirror image of a random half of the windows teaches it.
+trajectory is as likely as the trajectory. A model is not told so; training on the
+mirror image of a random share of the windows shows it twice the data and the
+symmetry. (What it did to the built-in world's long climate: benchmarks/RESULTS.md,
+"Candidate: the mirror augmentation".)
 
 Not for the Earth: land, orography and the seasons break the symmetry.
 """
