@@ -47,6 +47,21 @@ def test_stepping_in_pieces_equals_stepping_at_once() -> None:
     torch.testing.assert_close(whole.state, pieces.state, rtol=0, atol=0)
 
 
+def test_a_batch_of_seeds_runs_each_seed_s_own_world() -> None:
+    batch = ForcedShallowWater(TINY_PHYSICS, seed=[3, 1])
+    singles = [ForcedShallowWater(TINY_PHYSICS, seed=seed) for seed in (3, 1)]
+    batch.step(40)
+    for single in singles:
+        single.step(40)
+    fields = batch.grid_fields()
+    assert fields["u_component_of_wind"].shape == (2, TINY_PHYSICS.nlat, TINY_PHYSICS.nlon)
+    for member, single in enumerate(singles):
+        scale = single.state.abs().amax(dim=(-2, -1), keepdim=True)
+        torch.testing.assert_close(batch.state[member] / scale, single.state / scale, rtol=0, atol=1e-4)
+    vorticity = batch.state[:, 1]
+    assert float((vorticity[0] - vorticity[1]).abs().max()) > 0.1 * float(vorticity.abs().max())
+
+
 def test_mass_is_conserved_and_flow_stays_bounded() -> None:
     world = ForcedShallowWater(TINY_PHYSICS, seed=2)
     weights = world.solver.quad_weights.float()

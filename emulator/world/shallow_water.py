@@ -13,12 +13,15 @@ what turns a decaying test case into a climate:
 Time stepping is third-order Adams-Bashforth, with its tendency history carried
 across calls so that stepping ``n`` then ``m`` steps equals stepping ``n + m``.
 The forcing's random stream comes from a seeded generator, so a seed fixes the
-whole trajectory.
+whole trajectory. Given several seeds, the world runs that many independent
+members as one batch (five to eight times cheaper per member at 64x128 than one by
+one), each member's stream from its own seed.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -62,18 +65,21 @@ class WorldPhysics(Strict):
 class ForcedShallowWater:
     """Integrates the forced shallow-water world; the state lives in spectral space.
 
-    The spectral state ``uspec`` has shape ``(3, lmax, mmax)`` holding geopotential
-    ``phi = g h``, relative vorticity and divergence (torch-harmonics' convention).
+    The spectral state has shape ``(3, lmax, mmax)`` for one seed and ``(member, 3,
+    lmax, mmax)`` for a sequence of seeds, holding geopotential ``phi = g h``,
+    relative vorticity and divergence (torch-harmonics' convention).
     """
 
-    def __init__(self, physics: WorldPhysics, seed: int) -> None:
+    def __init__(self, physics: WorldPhysics, seed: int | Sequence[int]) -> None:
         self.physics = physics
         p = physics
         self.solver = ShallowWaterSolver(
             p.nlat, p.nlon, p.dt_seconds, lmax=p.truncation, mmax=p.truncation, havg=p.mean_depth_m
         ).to(torch.float32)
         s = self.solver
-        self.generator = torch.Generator().manual_seed(seed)
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        self.generators = [torch.Generator().manual_seed(member_seed) for member_seed in seeds]
+        self.batch_shape: tuple[int, ...] = () if isinstance(seed, int) else (len(seeds),)
         degree = torch.arange(s.lmax, dtype=torch.float32).reshape(-1, 1).expand(s.lmax, s.mmax)
         order = torch.arange(s.mmax).reshape(1, -1).expand(s.lmax, s.mmax)
         self._forcing_mask = (degree >= p.forcing_min_degree) & (degree <= p.forcing_max_degree) & (order <= degree)
@@ -83,7 +89,7 @@ class ForcedShallowWater:
         lap = -degree * (degree + 1)
         self._hyperdiffusion = torch.exp((-p.dt_seconds / 3600.0) * (lap / lap[-1, 0]) ** 4)
         self._phi_eq = self._balanced_jet_geopotential()
-        self.forcing = torch.zeros(s.lmax, s.mmax, dtype=torch.complex64)
+        self.forcing = torch.zeros(*self.batch_shape, s.lmax, s.mmax, dtype=torch.complex64)
         self._history: list[torch.Tensor] = []
         self.state = self._initial_state()
 
@@ -101,24 +107,48 @@ class ForcedShallowWater:
         mean = s.grid2spec(torch.full((p.nlat, p.nlon), float(s.gravity * s.havg)))
         return (s.invlap * flux[0] - kinetic + mean).to(torch.complex64)
 
+    def _complex_noise(self) -> torch.Tensor:
+        """Standard complex normal coefficients ``(*batch, lmax, mmax)``, each member from its own generator."""
+        shape = (self.solver.lmax, self.solver.mmax, 2)
+        draws = [torch.view_as_complex(torch.randn(shape, generator=generator)) for generator in self.generators]
+        return torch.stack(draws).reshape(*self.batch_shape, *shape[:2])
+
     def _initial_state(self) -> torch.Tensor:
         """Resting fluid at the equilibrium geopotential, plus small random vorticity."""
         s = self.solver
-        state = torch.zeros(3, s.lmax, s.mmax, dtype=torch.complex64)
-        state[0] = self._phi_eq
-        noise = torch.randn(s.lmax, s.mmax, 2, generator=self.generator)
-        state[1] = torch.view_as_complex(noise) * 1.0e-6 * self._forcing_mask
+        state = torch.zeros(*self.batch_shape, 3, s.lmax, s.mmax, dtype=torch.complex64)
+        state[..., 0, :, :] = self._phi_eq
+        state[..., 1, :, :] = self._complex_noise() * 1.0e-6 * self._forcing_mask
         return torch.tril(state)
 
+    def _dynamics(self, uspec: torch.Tensor) -> torch.Tensor:
+        """The shallow-water tendency of ``(..., 3, lmax, mmax)`` states.
+
+        torch-harmonics' ``ShallowWaterSolver.dudtspec`` for any leading dimensions
+        (it indexes the field dimension first, so it takes one state only).
+        """
+        s = self.solver
+        grid = s.spec2grid(uspec)
+        geopotential, vorticity = grid[..., :1, :, :], grid[..., 1:2, :, :]
+        wind = s.getuv(uspec[..., 1:, :, :])
+        absolute_flux = s.vrtdivspec(wind * (vorticity + s.coriolis))
+        mass_flux = s.vrtdivspec(wind * geopotential)
+        energy = s.grid2spec(geopotential[..., 0, :, :] + 0.5 * wind.square().sum(dim=-3))
+        dudt = torch.stack(
+            (-mass_flux[..., 1, :, :], -absolute_flux[..., 1, :, :], absolute_flux[..., 0, :, :] - s.lap * energy),
+            dim=-3,
+        )
+        return dudt.to(torch.complex64)
+
     def _tendency(self, uspec: torch.Tensor) -> torch.Tensor:
-        dudt = self.solver.dudtspec(uspec).to(torch.complex64)
-        dudt[0] -= self._relax_rate * (uspec[0] - self._phi_eq)
-        dudt[1:] -= self._drag_rate * uspec[1:]
-        dudt[1] += self.forcing
+        dudt = self._dynamics(uspec)
+        dudt[..., 0, :, :] -= self._relax_rate * (uspec[..., 0, :, :] - self._phi_eq)
+        dudt[..., 1:, :, :] -= self._drag_rate * uspec[..., 1:, :, :]
+        dudt[..., 1, :, :] += self.forcing
         return dudt
 
     def _advance_forcing(self) -> None:
-        noise = torch.view_as_complex(torch.randn(*self.forcing.shape, 2, generator=self.generator))
+        noise = self._complex_noise()
         innovation = math.sqrt(1.0 - self._forcing_decay**2) * self.physics.forcing_amplitude
         self.forcing = self._forcing_decay * self.forcing + innovation * noise * self._forcing_mask
 
@@ -137,11 +167,11 @@ class ForcedShallowWater:
         return self.state
 
     def grid_fields(self) -> dict[str, torch.Tensor]:
-        """Geopotential (m2 s-2) and wind components (m s-1) on the grid, north to south."""
+        """Geopotential (m2 s-2) and wind components (m s-1) on the grid, ``(*batch, lat, lon)`` north to south."""
         s = self.solver
-        phi = s.spec2grid(self.state[0])
-        uv = s.getuv(self.state[1:].to(torch.complex64))
-        return {"geopotential": phi, "u_component_of_wind": uv[0], "v_component_of_wind": uv[1]}
+        phi = s.spec2grid(self.state[..., 0, :, :])
+        uv = s.getuv(self.state[..., 1:, :, :])
+        return {"geopotential": phi, "u_component_of_wind": uv[..., 0, :, :], "v_component_of_wind": uv[..., 1, :, :]}
 
     @property
     def latitudes_deg(self) -> torch.Tensor:
