@@ -17,7 +17,7 @@ BENCHMARKS = (
     "ensemble_amplitude",
     "climate",
 )
-OPTIONS = {"years": ("skill", "climate"), "checkpoint": ("climate",)}
+OPTIONS = {"years": ("skill", "climate"), "checkpoint": ("climate",), "members": ("climate",)}
 
 
 def main() -> None:
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
     parser.add_argument("--checkpoint", help="climate: the checkpoint to roll out (default: the committed one)")
+    parser.add_argument("--members", type=int, help="climate: rollouts run as one batch and averaged (default 1)")
     args = parser.parse_args()
     options = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}
     for key in options:

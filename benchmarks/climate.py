@@ -1,12 +1,14 @@
 """The climate of one checkpoint: the ``skill`` benchmark's long rollout alone.
 
-``python -m benchmarks climate [--checkpoint PATH] [--years N]`` rolls a checkpoint
-(the committed one by default) out for ``N`` simulated years (default 1) from the
-held-out truth's first state, with every stability control of ``configs/world.yaml``
-and the stochastic forcing the checkpoint was trained through (if any), and prints
+``python -m benchmarks climate [--checkpoint PATH] [--years N] [--members K]`` rolls
+a checkpoint (the committed one by default) out for ``N`` simulated years (default
+1), ``K`` rollouts as one batch (default 1; their diagnostics averaged) from states
+of the held-out truth, with every stability control of ``configs/world.yaml`` and
+the stochastic forcing the checkpoint was trained through (if any). It prints
 ``spectrum_error_*``, ``energy_drift``, ``steps_to_nonfinite`` and ``sypd`` as
-``skill`` does, noting every band's power over the truth's. A simulated year takes
-about a minute on two cores: the loop in which training candidates are compared.
+``skill`` does, against the same truth climate, noting every band's power over the
+truth's. A simulated year of one rollout takes about a minute on two cores: the
+loop in which training candidates are compared.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.skill import ROOT, YEARS_QUICK, climate_controls, controlled_rollout, describe_controls, truth_store
+from benchmarks.skill import (
+    ROOT,
+    YEARS_QUICK,
+    climate_controls,
+    controlled_rollout,
+    describe_controls,
+    truth_climate,
+    truth_store,
+)
 from benchmarks.timing import note
 from emulator.checkpoint import load_checkpoint
 from emulator.config import load_config
@@ -24,11 +34,18 @@ BENCH = "climate"
 YEARS = 1.0
 
 
-def run(quick: bool, device: torch.device, years: float | None = None, checkpoint: str | None = None) -> None:
+def run(
+    quick: bool,
+    device: torch.device,
+    years: float | None = None,
+    checkpoint: str | None = None,
+    members: int | None = None,
+) -> None:
     config = load_config(ROOT / "configs" / "world.yaml")
     path = Path(checkpoint) if checkpoint else ROOT / config.forecast.checkpoint
     truth, loaded = truth_store(quick), load_checkpoint(path)
     controls = climate_controls(loaded, config.stepper)
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(controls)}")
     years = years or (YEARS_QUICK if quick else YEARS)
-    controlled_rollout(loaded, controls, truth, years, device, BENCH)
+    climate = truth_climate(loaded, quick)
+    controlled_rollout(loaded, controls, truth, climate, years, device, BENCH, members or (2 if quick else 1))

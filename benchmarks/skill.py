@@ -17,15 +17,16 @@ Figures:
   random fields of the default amplitude (0.05 standard deviations, 500 km);
 * a rollout of ``--years`` (100 by default; a few hundred steps with ``--quick``) with every control on:
   ``steps_to_nonfinite`` (the rollout length if none), ``sypd``, ``energy_drift``
-  (mean kinetic energy of the last year over the truth year's, minus one) and
+  (mean kinetic energy of the last year over the truth climate's, minus one) and
   ``spectrum_error_{1,10,20,...,100}y`` (largest relative error of band-averaged
   power, octave bands of degree, every channel and the kinetic energy spectrum, the
-  year's mean against the truth year's) at year 1 and every tenth year reached;
-* ``energy_truth_floor`` and ``spectrum_error_truth_floor``: the same two errors
-  for another year of the truth (the training store, seed 1), i.e. the sampling
-  noise of a one-year climate, below which no model can be judged. Windows are
-  annual because the truth's own 30-day means differ from its year's by up to
-  10 % in kinetic energy and up to 127 % in a band;
+  year's mean against the truth climate's) at year 1 and every tenth year reached;
+  from ten years on, ``energy_drift_decade`` and ``spectrum_error_decade_{10,...}y``
+  do the same for the last ten years;
+* the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
+  and ``energy_truth_floor``, ``spectrum_error_truth_floor`` (and their ``_decade``
+  forms) are the median errors of one (ten) of its years against the others: the
+  sampling noise of a window of that length, below which no model can be judged;
 * the same rollout with each control off in turn (at most one year):
   ``steps_to_failure_without_<control>`` (the rollout length if it never failed).
 """
@@ -43,14 +44,13 @@ import torch
 import xarray as xr
 
 from benchmarks.timing import emit, note
+from benchmarks.world_climate import BANDS, Climate, Diagnostics, spectrum_error, world_climate
 from emulator.checkpoint import Checkpoint, load_checkpoint
 from emulator.config import StepperConfig, load_config
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_climatology
 from emulator.metrics import acc, crps, rmse, spread
 from emulator.perturbations import RandomFieldConfig, RandomFieldPerturbation, seeded_generator
-from emulator.quadrature import AreaMean
-from emulator.spectra import KineticEnergySpectrum, PowerSpectrum
 from emulator.stepper import DivergenceError, Stepper
 from emulator.world.store import write_world_store
 
@@ -58,13 +58,13 @@ BENCH = "skill"
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_PER_DAY = 4
 LEAD_DAYS = (1, 3, 5, 10)
-WINDOW_DAYS = 365
-BANDS = ((1, 2), (2, 4), (4, 8), (8, 16), (16, 32))
+YEAR_DAYS, DECADE_YEARS = 365, 10
+TRUTH_YEARS = 64
 OFF: dict[str, object] = {"spectral_filter": None, "clamp": {}, "conserve": [], "divergence_guard": False}
 ENSEMBLE_MEMBERS = 8
 YEARS, OFF_YEARS = 100.0, 1.0
 MARK_YEARS = (1, *range(10, 101, 10))
-YEARS_QUICK = 300 / (365 * STEPS_PER_DAY)
+YEARS_QUICK = 300 / (YEAR_DAYS * STEPS_PER_DAY)
 
 
 @dataclass
@@ -90,24 +90,6 @@ def truth_store(quick: bool) -> str:
         note(f"writing the held-out truth {config.data.store} (a simulated year, about 10 minutes)")
         write_world_store(config.world, config.data.store)
     return config.data.store
-
-
-class Diagnostics:
-    """Area-mean kinetic energy and band-averaged spectra of physical ``(batch, 3, lat, lon)`` states."""
-
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.area_mean = AreaMean(checkpoint.grid)
-        self.power = PowerSpectrum(checkpoint.grid)
-        self.kinetic = KineticEnergySpectrum(checkpoint.grid)
-        self.wind = [checkpoint.prognostic.index(f"{name}_component_of_wind@250") for name in ("u", "v")]
-
-    def energy(self, state: torch.Tensor) -> torch.Tensor:
-        return self.area_mean(0.5 * state[:, self.wind].square().sum(dim=1))[:, 0, 0]
-
-    def bands(self, state: torch.Tensor) -> torch.Tensor:
-        """``(batch, channel + 1, band)``: each channel's power and the kinetic energy, per octave band."""
-        spectra = torch.cat([self.power(state), self.kinetic(state[:, self.wind])[:, None]], dim=1)
-        return torch.stack([spectra[..., low:high].mean(dim=-1) for low, high in BANDS], dim=-1)
 
 
 def _stepper(checkpoint: Checkpoint, controls: StepperConfig, device: torch.device) -> Stepper:
@@ -219,36 +201,34 @@ def ensemble_scores(
             emit(bench, f"mean_over_control_{day}d", np.sqrt(at["mean"] / at["control"]), config, device)
 
 
-def truth_climate(checkpoint: Checkpoint, diagnostics: Diagnostics, store: str) -> tuple[float, torch.Tensor]:
-    """Mean kinetic energy and ``(channel + 1, band)`` spectra of a store, one sample a day."""
-    truth = ZarrSource(store, checkpoint.prognostic)
-    energy, bands = [], []
-    for start in range(0, len(truth), STEPS_PER_DAY * 30):
-        states = torch.from_numpy(truth.read(np.arange(start, min(start + STEPS_PER_DAY * 30, len(truth)), 4)))
-        energy.append(diagnostics.energy(states))
-        bands.append(diagnostics.bands(states))
-    return float(torch.cat(energy).mean()), torch.cat(bands).mean(dim=0)
+def truth_climate(checkpoint: Checkpoint, quick: bool) -> Climate:
+    """The world's climate of :mod:`benchmarks.world_climate` (two members of four days with ``--quick``)."""
+    config = load_config(ROOT / "configs" / "world_heldout.yaml")
+    assert config.world is not None
+    diagnostics = Diagnostics(checkpoint.grid, checkpoint.prognostic)
+    if quick:
+        world = config.world.model_copy(update={"spinup_days": 3})
+        return world_climate(world, diagnostics, 2, Path(tempfile.mkdtemp(prefix="climate_")) / "climate.nc", days=4)
+    note(f"truth climate: {TRUTH_YEARS} independent years (about 25 minutes unless cached)")
+    return world_climate(config.world, diagnostics, TRUTH_YEARS, Path(config.data.store).parent / "world_climate.nc")
 
 
-def spectrum_error(bands: torch.Tensor, truth_bands: torch.Tensor, label: str) -> float:
-    """Largest relative error of band power (``spectrum_error``); notes the ratio of every band."""
+def band_error(bands: torch.Tensor, truth_bands: torch.Tensor, label: str) -> float:
+    """:func:`spectrum_error`, noting the ratio of every band."""
     ratio = bands / truth_bands
     note(f"{label}: band power over the truth's (rows z, u, v, KE; bands {BANDS}):\n{np.round(ratio.numpy(), 2)}")
-    return float((ratio - 1.0).abs().max())
+    return spectrum_error(bands, truth_bands)
 
 
-def truth_floor(checkpoint: Checkpoint, setting: Setting) -> None:
-    """The errors of another truth year against the held-out one: the noise of a one-year climate."""
-    if setting.climatology_store == setting.truth:
-        note("no second truth year (quick mode or no training store): no truth floor")
-        return
-    diagnostics = Diagnostics(checkpoint)
-    energy, bands = truth_climate(checkpoint, diagnostics, setting.truth)
-    other_energy, other_bands = truth_climate(checkpoint, diagnostics, setting.climatology_store)
-    error = spectrum_error(other_bands, bands, "truth floor")
-    config: dict[str, object] = {"truth": Path(setting.truth).name, "other": Path(setting.climatology_store).name}
-    emit(BENCH, "energy_truth_floor", other_energy / energy - 1.0, config, setting.device)
-    emit(BENCH, "spectrum_error_truth_floor", error, config, setting.device)
+def truth_floor(climate: Climate, device: torch.device) -> None:
+    """The errors of one and of ten truth years against the others: the noise of a window that long."""
+    for window, suffix in ((1, ""), (DECADE_YEARS, "_decade")):
+        if window >= climate.years:
+            continue
+        energy, error = climate.floor(window)
+        config = {"window_years": window, "truth_years": climate.years}
+        emit(BENCH, f"energy_truth_floor{suffix}", energy, config, device)
+        emit(BENCH, f"spectrum_error_truth_floor{suffix}", error, config, device)
 
 
 def long_rollout(
@@ -261,7 +241,7 @@ def long_rollout(
     """
     stepper = _stepper(checkpoint, controls, device)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    steps = round(years * 365 * STEPS_PER_DAY)
+    steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     for step, state in enumerate(_forecast(stepper, normalizer.normalize(initial).to(device), steps), 1):
         if step % STEPS_PER_DAY == 0:
             if not bool(torch.isfinite(state).all()):
@@ -272,50 +252,67 @@ def long_rollout(
 def controlled_rollout(
     checkpoint: Checkpoint,
     controls: StepperConfig,
-    truth: str,
+    initial_store: str,
+    climate: Climate,
     years: float,
     device: torch.device,
     bench: str = BENCH,
+    members: int = 1,
 ) -> None:
-    """The long rollout with every control on: drift, spectra at each year reached, speed."""
-    diagnostics = Diagnostics(checkpoint)
-    truth_energy, truth_bands = truth_climate(checkpoint, diagnostics, truth)
-    initial = torch.from_numpy(ZarrSource(truth, checkpoint.prognostic).read([0]))
-    steps = round(years * 365 * STEPS_PER_DAY)
-    days = WINDOW_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
-    marks = {round(year * 365 * STEPS_PER_DAY): f"{year}y" for year in MARK_YEARS if year <= years}
+    """The long rollout with every control on: drift, spectra at the marks, speed.
+
+    ``members`` rollouts run as one batch, each with its own stochastic forcing, from
+    states of the store spread over its record (the first is the store's first
+    state); their diagnostics are averaged, so a window holds ``members`` times the
+    samples of one rollout.
+    """
+    diagnostics = Diagnostics(checkpoint.grid, checkpoint.prognostic)
+    truth_energy, truth_bands = climate.mean()
+    store = ZarrSource(initial_store, checkpoint.prognostic)
+    initial = torch.from_numpy(store.read(np.arange(members) * (len(store) // members)))
+    steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
+    days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
+    windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
+    marks = {round(year * YEAR_DAYS * STEPS_PER_DAY): f"{year}y" for year in MARK_YEARS if year <= years}
     marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
-    config = {"years": years, "truth": Path(truth).name, "controls": describe_controls(controls)}
+    config = {"years": years, "members": members, "truth_years": climate.years, "controls": describe_controls(controls)}
+    kept = max(windows.values())
     energy: list[float] = []
     bands: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
     try:
         for step, state in long_rollout(checkpoint, controls, initial, years, device):
             reached = step
-            energy = [*energy[1 - days :], float(diagnostics.energy(state)[0])]
-            bands = [*bands[1 - days :], diagnostics.bands(state)[0]]
-            if step in marks:
-                error = spectrum_error(torch.stack(bands).mean(dim=0), truth_bands, marks[step])
-                emit(bench, f"spectrum_error_{marks[step]}", error, config | {"step": step, "days": days}, device)
-            if step % (STEPS_PER_DAY * 365) == 0:
-                note(
-                    f"year {step // (STEPS_PER_DAY * 365)}: kinetic energy {energy[-1]:.1f} (truth {truth_energy:.1f})"
-                )
+            energy = [*energy[1 - kept :], float(diagnostics.energy(state).mean())]
+            bands = [*bands[1 - kept :], diagnostics.bands(state).mean(dim=0)]
+            for suffix, window in windows.items():
+                if step in marks and len(bands) >= window:
+                    label = f"{suffix.strip('_')} {marks[step]}".strip()
+                    error = band_error(torch.stack(bands[-window:]).mean(dim=0), truth_bands, label)
+                    at = config | {"step": step, "days": window}
+                    emit(bench, f"spectrum_error{suffix}_{marks[step]}", error, at, device)
+            if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
+                year = step // (STEPS_PER_DAY * YEAR_DAYS)
+                note(f"year {year}: kinetic energy {energy[-1]:.1f} (truth climate {truth_energy:.1f})")
     except DivergenceError as error:
         reached = error.step
         note(f"every control on: {error}")
     seconds = time.perf_counter() - start
     emit(bench, "steps_to_nonfinite", float(max(reached, 1)), config | {"rollout_steps": steps}, device)
-    emit(bench, "energy_drift", float(np.mean(energy)) / truth_energy - 1.0, config | {"days": days}, device)
-    sypd = reached / (STEPS_PER_DAY * 365) / (seconds / 86_400)
+    for suffix, window in windows.items():
+        drift = float(np.mean(energy[-window:])) / truth_energy - 1.0
+        emit(bench, f"energy_drift{suffix}", drift, config | {"days": min(window, len(energy))}, device)
+    sypd = reached / (STEPS_PER_DAY * YEAR_DAYS) / (seconds / 86_400)
     emit(bench, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, device)
+    if members > 1:
+        emit(bench, "sypd_all_members", sypd * members, config, device)
 
 
 def controls_off(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
     """The rollout again with each control in use switched off: the step it fails at."""
     initial = torch.from_numpy(ZarrSource(setting.truth, checkpoint.prognostic).read([0]))
     years = min(setting.years, setting.off_years)
-    steps = round(years * 365 * STEPS_PER_DAY)
+    steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     for control, off in OFF.items():
         if getattr(controls, control) == off:
             continue
@@ -352,7 +349,8 @@ def run(quick: bool, device: torch.device, years: float | None = None) -> None:
     )
     note(f"truth {truth}; controls {describe_controls(config.stepper)}")
     scores(checkpoint, config.stepper, setting)
-    truth_floor(checkpoint, setting)
-    climate = climate_controls(checkpoint, config.stepper)
-    controlled_rollout(checkpoint, climate, setting.truth, setting.years, device)
-    controls_off(checkpoint, climate, setting)
+    climate = truth_climate(checkpoint, quick)
+    truth_floor(climate, device)
+    controls = climate_controls(checkpoint, config.stepper)
+    controlled_rollout(checkpoint, controls, setting.truth, climate, setting.years, device)
+    controls_off(checkpoint, controls, setting)

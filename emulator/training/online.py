@@ -3,7 +3,7 @@
 As in "Training Deep Surrogate Models with Large Scale Online Learning" (Meyer et
 al., 2023), independent solver trajectories feed a buffer of training windows
 and each optimisation step draws its batch from the buffer: a producer thread
-advances the trajectories (the solver's tensor operations release the GIL, so
+advances the trajectories, all of them as one batch of the solver (the solver's tensor operations release the GIL, so
 simulation and training overlap on separate cores) and every step takes
 ``refresh_per_step`` fresh windows in, in a fixed order, so a run is
 reproducible for a given seed. Normalization statistics are estimated from
@@ -51,11 +51,13 @@ def _check_channels(channels: list[str]) -> list[str]:
     return variables
 
 
-class Trajectory:
-    """One solver run: spun up, then the last ``steps + 1`` states at the output interval."""
+class Trajectories:
+    """Independent solver runs, one batch of the world: spun up, then the last ``steps + 1`` states of each."""
 
-    def __init__(self, world: WorldConfig, spinup_days: int, variables: list[str], steps: int, seed: int) -> None:
-        self.solver = ForcedShallowWater(world.physics, seed=seed)
+    def __init__(
+        self, world: WorldConfig, spinup_days: int, variables: list[str], steps: int, seeds: list[int]
+    ) -> None:
+        self.solver = ForcedShallowWater(world.physics, seed=seeds)
         self.variables, self.length = variables, steps + 1
         self.interval = round(world.output_interval_hours * 3600 / world.physics.dt_seconds)
         self.solver.step(round(spinup_days * SECONDS_PER_DAY / world.physics.dt_seconds))
@@ -65,26 +67,23 @@ class Trajectory:
 
     def _state(self) -> torch.Tensor:
         fields = self.solver.grid_fields()
-        return torch.stack([fields[name] for name in self.variables]).float()
+        return torch.stack([fields[name] for name in self.variables], dim=1).float()
 
     def advance(self) -> torch.Tensor:
-        """Step one output interval; return the window of the latest ``steps + 1`` states."""
+        """Step one output interval; return each run's window of its latest ``steps + 1`` states."""
         self.solver.step(self.interval)
         self.states = [*self.states[1 - self.length :], self._state()]
-        return torch.stack(self.states)
+        return torch.stack(self.states, dim=1)
 
 
 def _window_stream(
     world: WorldConfig, online: OnlineConfig, variables: list[str], steps: int, seed: int
 ) -> Iterator[torch.Tensor]:
     """Windows ``(steps + 1, channel, lat, lon)`` in physical units, the trajectories in turn."""
-    trajectories = [
-        Trajectory(world, online.spinup_days, variables, steps, seed=seed * 1_000 + i)
-        for i in range(online.trajectories)
-    ]
+    seeds = [seed * 1_000 + i for i in range(online.trajectories)]
+    trajectories = Trajectories(world, online.spinup_days, variables, steps, seeds)
     while True:
-        for trajectory in trajectories:
-            yield trajectory.advance()
+        yield from trajectories.advance()
 
 
 class _Producer(threading.Thread):

@@ -1,0 +1,44 @@
+"""The truth climate of the scorecard: independent years of the world, batched, cached, and its noise floor."""
+
+from pathlib import Path
+
+import torch
+import xarray as xr
+
+from benchmarks.world_climate import Climate, Diagnostics, world_climate
+from emulator.config import WorldConfig
+from emulator.grid import Grid
+
+CHANNELS = ["geopotential@250", "u_component_of_wind@250", "v_component_of_wind@250"]
+WORLD = WorldConfig(spinup_days=1)  # the default 64x128 world: every band of the scorecard is resolved
+
+
+def test_members_are_independent_years_and_the_cache_is_reused_only_for_its_recipe(tmp_path: Path) -> None:
+    diagnostics = Diagnostics(Grid(WORLD.physics.nlat, WORLD.physics.nlon), CHANNELS)
+    cache = tmp_path / "climate.nc"
+    climate = world_climate(WORLD, diagnostics, 2, cache, days=2)
+    assert climate.energy.shape == (2, 2) and climate.bands.shape == (2, 2, 4, 5)
+    assert torch.isfinite(climate.bands).all() and (climate.bands > 0).all()
+    assert not torch.allclose(climate.bands[0], climate.bands[1], rtol=1e-3), "members follow their own seeds"
+    stored = xr.open_dataset(cache)
+    assert list(stored.quantity.values) == [*CHANNELS, "kinetic_energy"] and stored.band_power.dims[-1] == "band"
+    stored.close()
+    cached = world_climate(WORLD, diagnostics, 2, cache, days=2)
+    assert torch.equal(cached.energy, climate.energy) and torch.equal(cached.bands, climate.bands)
+    more = world_climate(WORLD, diagnostics, 3, cache, days=2)
+    assert more.years == 3
+    torch.testing.assert_close(more.bands[:2], climate.bands, rtol=1e-3, atol=0)
+
+
+def test_floor_is_the_median_error_of_a_window_against_the_other_years() -> None:
+    energy = torch.tensor([1.0, 2.0, 3.0, 4.0])[:, None].expand(4, 3)
+    bands = energy[:, :, None, None].expand(4, 3, 4, 5).clone()
+    bands[3, :, 2, 4] *= 3.0  # one band of the last year three times as strong
+    climate = Climate(energy, bands)
+    assert climate.mean()[0] == 2.5
+    energy_floor, spectrum_floor = climate.floor(2)
+    # windows {1, 2} against {3, 4} and the reverse: |1.5/3.5 - 1| and |3.5/1.5 - 1|
+    assert abs(energy_floor - (4 / 7 + 4 / 3) / 2) < 1e-6
+    # the tripled band: {1, 2} against {3, 12}: |1.5/7.5 - 1|; {3, 12} against {1, 2}: |7.5/1.5 - 1|
+    assert abs(spectrum_floor - (0.8 + 4.0) / 2) < 1e-6
+    assert climate.floor(1)[0] > 0.0
