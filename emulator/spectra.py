@@ -71,8 +71,8 @@ class KineticEnergySpectrum(nn.Module):
     def forward(self, wind: torch.Tensor) -> torch.Tensor:
         if wind.shape[-3] != 2:
             raise ValueError(f"wind must have 2 components (u, v) before lat, lon; got shape {tuple(wind.shape)}")
-        # torch-harmonics' vector transform returns the coefficients of the scalar
-        # potentials (u = grad chi + k x grad psi on the unit sphere), and
-        # |grad Y_lm|^2 integrates to l (l + 1): E_l = l (l + 1) / 2 * (|chi_l|^2 + |psi_l|^2).
+        # torch-harmonics' vector transform returns the coefficients of the two scalar
+        # potentials (u = k x grad psi + grad chi on the unit sphere; psi first), and
+        # |grad Y_lm|^2 integrates to l (l + 1): E_l = l (l + 1) / 2 * (|psi_l|^2 + |chi_l|^2).
         coefficients = self.vsht(wind.double())
         return 0.5 * self.eigenvalues * degree_power(coefficients).sum(dim=-2)

@@ -61,8 +61,10 @@ class StochasticForcingConfig(Strict):
 class SpectralComponents(nn.Module):
     """Fields ``(batch, channel, lat, lon)`` <-> coefficients ``(batch, component, degree, order)``.
 
-    Components are the scalar channels in order, then ``velocity_potential@L`` and
-    ``stream_function@L`` for each wind level ``L``.
+    Components are the scalar channels in order, then ``stream_function@L`` and
+    ``velocity_potential@L`` for each wind level ``L``: the order of torch-harmonics'
+    vector transform, whose first coefficient is the rotational (non-divergent) part
+    of the wind and the second the divergent part.
     """
 
     def __init__(self, channels: Sequence[str], grid: Grid) -> None:
@@ -73,7 +75,7 @@ class SpectralComponents(nn.Module):
         self.names = [channels[i] for i in self.scalar] + [
             f"{potential}{'@' + level if level else ''}"
             for level in wind_levels(channels)
-            for potential in ("velocity_potential", "stream_function")
+            for potential in ("stream_function", "velocity_potential")
         ]
         lmax = grid.max_degree
         shape, transform = (grid.nlat, grid.nlon), {"lmax": lmax, "mmax": lmax, "grid": grid.kind}

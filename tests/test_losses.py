@@ -8,6 +8,7 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.training.loss import (
     AreaWeightedMSE,
+    DivergenceLoss,
     LogSpectralLoss,
     LossConfig,
     SobolevLoss,
@@ -89,3 +90,32 @@ def test_terms_add_with_their_weights() -> None:
 def test_weight_for_an_unknown_channel_is_refused() -> None:
     with pytest.raises(EmulatorError, match=r"train.loss.channel_weights: 'c' is not a prognostic channel"):
         TrainingLoss(LossConfig(channel_weights={"c": 1.0}), ["a", "b"], GRID)
+
+
+WIND_CHANNELS = ["geopotential@250", "u_component_of_wind@250", "v_component_of_wind@250"]
+
+
+def test_divergence_loss_prices_the_divergent_wind_error_alone() -> None:
+    """Solid-body rotation (``u = cos(lat)``) has no divergence; ``v = cos(lat)`` is all divergence."""
+    std = [5.0, 2.0, 3.0]
+    loss = DivergenceLoss(GRID, WIND_CHANNELS, std)
+    latitude = torch.deg2rad(torch.from_numpy(GRID.latitudes).float())[:, None].expand(*GRID.shape)
+    zero, cosine = torch.zeros(*GRID.shape), torch.cos(latitude)
+
+    def normalized(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.ones(*GRID.shape), u / std[1], v / std[2]])[None]
+
+    divergent = loss(normalized(zero, cosine), torch.zeros(1, 3, *GRID.shape))
+    kinetic = 0.5 * AreaWeightedMSE(GRID)(cosine[None, None], torch.zeros(1, 1, *GRID.shape))[0, 0]
+    expected = kinetic / ((std[1] ** 2 + std[2] ** 2) / 2)
+    torch.testing.assert_close(divergent[0, 1:], expected.expand(2), rtol=1e-4, atol=0)
+    assert divergent[0, 0] == 0.0, "the geopotential's error is not the divergence term's business"
+    rotational = loss(normalized(cosine, zero), torch.zeros(1, 3, *GRID.shape))
+    assert float(rotational.max()) < 1e-6 * float(expected)
+
+
+def test_divergence_loss_needs_winds_and_their_scales() -> None:
+    with pytest.raises(EmulatorError, match=r"train.loss.divergence: no level has both wind components"):
+        DivergenceLoss(GRID, ["geopotential@250", "u_component_of_wind@250"], [1.0, 1.0])
+    with pytest.raises(EmulatorError, match=r"train.loss.divergence needs the channels' normalization scales"):
+        TrainingLoss(LossConfig(divergence=1.0), WIND_CHANNELS, GRID)

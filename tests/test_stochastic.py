@@ -31,7 +31,7 @@ from tests.test_stepper import Constant
 
 GRID = Grid(32, 64)
 DEGREES = GRID.max_degree
-NAMES = ["geopotential@250", "velocity_potential@250", "stream_function@250"]
+NAMES = ["geopotential@250", "stream_function@250", "velocity_potential@250"]
 STD = torch.tensor([100.0, 5.0, 7.0])
 DRIVE = {"components": ["geopotential@250", "stream_function@250"], "min_degree": 3, "max_degree": 10}
 
@@ -39,10 +39,10 @@ DRIVE = {"components": ["geopotential@250", "stream_function@250"], "min_degree"
 def known_statistics(lag_correlation: float = 0.6) -> ResidualStatistics:
     """A spectrum per component, z and psi correlated 0.5 at every degree, one lag correlation for all."""
     degree = torch.arange(DEGREES, dtype=torch.float64)
-    spectra = torch.stack([1e4 / (degree + 1) ** 2, 30.0 / (degree + 1) ** 3, 50.0 / (degree + 1) ** 3], dim=1)
+    spectra = torch.stack([1e4 / (degree + 1) ** 2, 50.0 / (degree + 1) ** 3, 30.0 / (degree + 1) ** 3], dim=1)
     spectra[0, 1:] = 0.0  # winds have no degree-0 potential
     covariance = torch.diag_embed(spectra)
-    covariance[:, 0, 2] = covariance[:, 2, 0] = 0.5 * torch.sqrt(spectra[:, 0] * spectra[:, 2])
+    covariance[:, 0, 1] = covariance[:, 1, 0] = 0.5 * torch.sqrt(spectra[:, 0] * spectra[:, 1])
     return ResidualStatistics(NAMES, covariance, lag_correlation * spectra, {"source": "test"})
 
 
@@ -59,7 +59,7 @@ def per_coefficient_moments(first: torch.Tensor, second: torch.Tensor) -> tuple[
 def test_components_are_scalars_then_each_wind_level_as_potentials_and_round_trip() -> None:
     channels = ["u_component_of_wind@250", "geopotential@500", "v_component_of_wind@250", "temperature@850"]
     transform = SpectralComponents(channels, GRID)
-    assert transform.names == ["geopotential@500", "temperature@850", "velocity_potential@250", "stream_function@250"]
+    assert transform.names == ["geopotential@500", "temperature@850", "stream_function@250", "velocity_potential@250"]
     coefficients = torch.randn(2, 4, DEGREES, DEGREES, dtype=torch.complex128).tril()
     coefficients[..., 0] = coefficients[..., 0].real
     coefficients[:, 2:, 0] = 0.0  # potentials have no degree 0
@@ -78,17 +78,52 @@ def test_forcing_has_the_calibrated_covariance_in_its_band_and_the_lag_correlati
     band = slice(3, 11)
     expected = statistics.covariance[band]
     # z and psi: their variances and their covariance, summed over the band (11,200 real coefficients)
-    for i, j in ((0, 0), (2, 2), (0, 2)):
+    for i, j in ((0, 0), (1, 1), (0, 1)):
         measured, truth = float(covariance[band, i, j].sum()), float(expected[:, i, j].sum())
         assert measured == pytest.approx(truth, rel=0.1)
-    assert float(covariance[band, 1, 1].sum()) < 1e-6 * float(expected[:, 1, 1].sum())  # chi not chosen
+    assert float(covariance[band, 2, 2].sum()) < 1e-6 * float(expected[:, 2, 2].sum())  # chi not chosen
     outside = torch.cat([covariance[:3], covariance[11:]])
     assert float(outside.abs().max()) < 1e-6 * float(expected.abs().max())
-    ratio = lag[band, [0, 2]].sum() / covariance[band, [0, 2], [0, 2]].sum()
+    ratio = lag[band, [0, 1]].sum() / covariance[band, [0, 1], [0, 1]].sum()
     assert float(ratio) == pytest.approx(0.6, abs=0.05)
     later = [next(draws) for _ in range(20)][-1]
     stationary, _ = per_coefficient_moments(later, later)
     assert float(stationary[band, 0, 0].sum()) == pytest.approx(float(expected[:, 0, 0].sum()), rel=0.1)
+
+
+def grid_divergence_and_vorticity(wind: torch.Tensor) -> tuple[float, float]:
+    """RMS divergence and vorticity of ``(2, lat, lon)`` winds by centred finite differences, poles left out.
+
+    Independent of the spherical-harmonic transforms, so it checks which potential is which.
+    """
+    u, v = wind.double().numpy()
+    latitude = np.deg2rad(GRID.latitudes)[:, None]
+    step = 2 * np.pi / GRID.nlon
+
+    def along_longitude(field: np.ndarray) -> np.ndarray:
+        return (np.roll(field, -1, axis=1) - np.roll(field, 1, axis=1)) / (2 * step)
+
+    def along_latitude(field: np.ndarray) -> np.ndarray:
+        return np.gradient(field, latitude[:, 0], axis=0)
+
+    metric = np.cos(latitude)
+    divergence = (along_longitude(u) + along_latitude(v * metric)) / metric
+    vorticity = (along_longitude(v) - along_latitude(u * metric)) / metric
+    inner = slice(4, -4)
+    return float(np.sqrt((divergence[inner] ** 2).mean())), float(np.sqrt((vorticity[inner] ** 2).mean()))
+
+
+@pytest.mark.parametrize("component", ["stream_function@250", "velocity_potential@250"])
+def test_stream_function_forcing_is_rotational_and_velocity_potential_forcing_divergent(component: str) -> None:
+    config = StochasticForcingConfig(components=[component], min_degree=2, max_degree=8)
+    forcing = StochasticForcing(config, known_statistics(), CHANNELS, STD, GRID)
+    divergence, vorticity = grid_divergence_and_vorticity(
+        forcing.sample([seeded_generator((3,))])[0, 1:] * STD[1:, None, None]
+    )
+    if component.startswith("stream_function"):
+        assert divergence < 0.05 * vorticity
+    else:
+        assert vorticity < 0.05 * divergence
 
 
 def test_forcing_refuses_unknown_components_and_statistics_of_other_channels() -> None:
@@ -124,7 +159,7 @@ def test_stepper_forcing_is_seeded_per_member_and_recorded() -> None:
     assert not torch.allclose(both[:, 0], both[:, 1])
     assert not torch.equal(both, roll(stochastic_stepper(seed=1), [0, 1]))
     potentials = SpectralComponents(CHANNELS, GRID).analysis(both[-1].double() * STD[:, None, None])
-    assert float(potentials[:, 1].abs().max()) < 1e-6 * float(potentials[:, 2].abs().max())  # no divergent wind
+    assert float(potentials[:, 2].abs().max()) < 1e-6 * float(potentials[:, 1].abs().max())  # no divergent wind
     assert '"min_degree":3' in stepper.controls()["stepper_stochastic_forcing"].replace(" ", "")
     with pytest.raises(EmulatorError, match="needs the checkpoint's residual statistics: run emulator calibrate"):
         Stepper(Constant(0.0, channels=3), stepper_normalizer(), StepperConfig(stochastic_forcing={}), GRID)

@@ -10,7 +10,12 @@
   (the small scales of a smooth field) count as much as the energetic ones;
 * Sobolev loss: the ``H^-s`` norm of the error, ``sum_l (1 + l(l+1))^-s
   power_error(l)``, which weighs large scales more (as in Spectral-Refiner);
-  with ``s = 0`` it is the MSE of the resolved scales (Parseval).
+  with ``s = 0`` it is the MSE of the resolved scales (Parseval);
+* divergence loss: the kinetic energy of the divergent part of the wind error
+  (its velocity potential, through the vector transform) at each level with both
+  winds, over the winds' variance. MSE counts that part no more than the rest;
+  a model of a nearly non-divergent flow can then grow divergent wind nobody
+  asked for, which this term prices separately.
 
 Inputs are normalized ``(batch, channel, lat, lon)``; each term is a weighted
 mean over channels (weights default to one) and a mean over the batch.
@@ -18,16 +23,18 @@ mean over channels (weights default to one) and a mean over the batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from pydantic import Field
 from torch import nn
-from torch_harmonics import RealSHT
+from torch_harmonics import RealSHT, RealVectorSHT
 
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.quadrature import AreaMean
 from emulator.schema import Strict
-from emulator.spectra import degree_power
+from emulator.spectra import degree_power, wind_levels, wind_pair
 
 
 class LossConfig(Strict):
@@ -36,6 +43,7 @@ class LossConfig(Strict):
     log_spectral: float = Field(0.0, ge=0, description="weight of the log-amplitude-spectrum loss")
     sobolev: float = Field(0.0, ge=0, description="weight of the H^-s norm of the error")
     sobolev_order: float = Field(1.0, ge=0, description="s of the H^-s norm")
+    divergence: float = Field(0.0, ge=0, description="weight of the divergent wind error's kinetic energy")
 
 
 class AreaWeightedMSE(nn.Module):
@@ -98,10 +106,47 @@ class SobolevLoss(nn.Module):
         return (self.power(prediction - target) * self.weights).sum(dim=-1)
 
 
+class DivergenceLoss(nn.Module):
+    """``(batch, channel)`` divergent kinetic energy of the wind error over the winds' variance.
+
+    Each level's value is put on its u and v channels; other channels get zero.
+    ``std`` (one per channel) turns normalized winds back into a vector field.
+    """
+
+    def __init__(self, grid: Grid, channels: list[str], std: Sequence[float]) -> None:
+        super().__init__()
+        pairs = [[channels.index(name) for name in wind_pair(level)] for level in wind_levels(channels)]
+        if not pairs:
+            raise EmulatorError("train.loss.divergence: no level has both wind components among the channels")
+        self.pairs = pairs
+        self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=grid.max_degree, mmax=grid.max_degree, grid=grid.kind)
+        degree = torch.arange(grid.max_degree, dtype=torch.float32)
+        wind_std = torch.tensor([[std[i] for i in pair] for pair in pairs], dtype=torch.float32)
+        self.eigenvalues: torch.Tensor
+        self.wind_std: torch.Tensor
+        self.variance: torch.Tensor
+        self.register_buffer("eigenvalues", degree * (degree + 1), persistent=False)
+        self.register_buffer("wind_std", wind_std[:, :, None, None], persistent=False)
+        self.register_buffer("variance", wind_std.square().mean(dim=1), persistent=False)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        index = [i for pair in self.pairs for i in pair]
+        error = (prediction - target)[:, index].float().unflatten(1, (len(self.pairs), 2)) * self.wind_std
+        with torch.autocast(device_type=error.device.type, enabled=False):
+            potential = self.vsht(error)[:, :, 1]  # the velocity potential (divergent part) comes second
+        energy = 0.5 * (degree_power(potential) * self.eigenvalues).sum(dim=-1) / self.variance
+        result = prediction.new_zeros(prediction.shape[:2], dtype=torch.float32)
+        result[:, index] = energy.repeat_interleave(2, dim=1)
+        return result
+
+
 class TrainingLoss(nn.Module):
     """The configured sum of terms, channel-weighted: ``(batch, channel, lat, lon)`` pairs -> scalar."""
 
-    def __init__(self, config: LossConfig, channels: list[str], grid: Grid) -> None:
+    def __init__(
+        self, config: LossConfig, channels: list[str], grid: Grid, std: Sequence[float] | None = None
+    ) -> None:
+        """``std``: each channel's normalization scale, needed by the divergence term only."""
         super().__init__()
         unknown = sorted(set(config.channel_weights) - set(channels))
         if unknown:
@@ -120,6 +165,11 @@ class TrainingLoss(nn.Module):
         if config.sobolev > 0:
             self.terms.append(SobolevLoss(grid, config.sobolev_order))
             self.term_weights.append(config.sobolev)
+        if config.divergence > 0:
+            if std is None:
+                raise EmulatorError("train.loss.divergence needs the channels' normalization scales")
+            self.terms.append(DivergenceLoss(grid, channels, std))
+            self.term_weights.append(config.divergence)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = prediction.new_zeros((), dtype=torch.float32)

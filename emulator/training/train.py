@@ -124,7 +124,7 @@ class Trainer:
         evaluated = self.model if self.ema is None else self.ema.module
         deterministic = config.stepper.model_copy(update={"stochastic_forcing": None})
         self.evaluation_stepper = Stepper(evaluated, prognostic, deterministic, grid).to(device)
-        self.loss = TrainingLoss(settings.loss, data.prognostic, grid).to(device)
+        self.loss = TrainingLoss(settings.loss, data.prognostic, grid, prognostic.std.tolist()).to(device)
         length = settings.input_noise_length_scale_km
         self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
         channels = normalizer.subset(data.prognostic + data.forcing)
