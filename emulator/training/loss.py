@@ -143,9 +143,7 @@ class DivergenceLoss(nn.Module):
 class TrainingLoss(nn.Module):
     """The configured sum of terms, channel-weighted: ``(batch, channel, lat, lon)`` pairs -> scalar."""
 
-    def __init__(
-        self, config: LossConfig, channels: list[str], grid: Grid, std: Sequence[float] | None = None
-    ) -> None:
+    def __init__(self, config: LossConfig, channels: list[str], grid: Grid, std: Sequence[float] | None = None) -> None:
         """``std``: each channel's normalization scale, needed by the divergence term only."""
         super().__init__()
         unknown = sorted(set(config.channel_weights) - set(channels))
