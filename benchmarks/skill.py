@@ -209,7 +209,7 @@ def truth_climate(checkpoint: Checkpoint, quick: bool) -> Climate:
     if quick:
         world = config.world.model_copy(update={"spinup_days": 3})
         return world_climate(world, diagnostics, 2, Path(tempfile.mkdtemp(prefix="climate_")) / "climate.nc", days=4)
-    note(f"truth climate: {TRUTH_YEARS} independent years (about 25 minutes unless cached)")
+    note(f"truth climate: {TRUTH_YEARS} independent years (about 35 minutes on two cores unless cached)")
     return world_climate(config.world, diagnostics, TRUTH_YEARS, Path(config.data.store).parent / "world_climate.nc")
 
 

@@ -7,7 +7,7 @@ demo, training or held-out stores), each spun up as the held-out store is, then
 one year each, keeping one sample a day of the area-mean kinetic energy and the
 band-averaged power of every channel and of the kinetic energy spectrum. The
 daily diagnostics are cached as NetCDF next to the stores, keyed by everything
-that made them, so the half hour of simulation is spent once.
+that made them, so the 35 minutes of simulation (two cores) are spent once.
 """
 
 from __future__ import annotations
