@@ -118,7 +118,7 @@ class DivergenceLoss(nn.Module):
         pairs = [[channels.index(name) for name in wind_pair(level)] for level in wind_levels(channels)]
         if not pairs:
             raise EmulatorError("train.loss.divergence: no level has both wind components among the channels")
-        self.pairs = pairs
+        self.pairs, self.index = len(pairs), [i for pair in pairs for i in pair]
         self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=grid.max_degree, mmax=grid.max_degree, grid=grid.kind)
         degree = torch.arange(grid.max_degree, dtype=torch.float32)
         wind_std = torch.tensor([[std[i] for i in pair] for pair in pairs], dtype=torch.float32)
@@ -130,13 +130,12 @@ class DivergenceLoss(nn.Module):
         self.register_buffer("variance", wind_std.square().mean(dim=1), persistent=False)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        index = [i for pair in self.pairs for i in pair]
-        error = (prediction - target)[:, index].float().unflatten(1, (len(self.pairs), 2)) * self.wind_std
+        error = (prediction - target)[:, self.index].float().unflatten(1, (self.pairs, 2)) * self.wind_std
         with torch.autocast(device_type=error.device.type, enabled=False):
             potential = self.vsht(error)[:, :, 1]  # the velocity potential (divergent part) comes second
         energy = 0.5 * (degree_power(potential) * self.eigenvalues).sum(dim=-1) / self.variance
         result = prediction.new_zeros(prediction.shape[:2], dtype=torch.float32)
-        result[:, index] = energy.repeat_interleave(2, dim=1)
+        result[:, self.index] = energy.repeat_interleave(2, dim=1)
         return result
 
 

@@ -3,8 +3,8 @@
 As in "Training Deep Surrogate Models with Large Scale Online Learning" (Meyer et
 al., 2023), independent solver trajectories feed a buffer of training windows
 and each optimisation step draws its batch from the buffer: a producer thread
-advances the trajectories, all of them as one batch of the solver (the solver's tensor operations release the GIL, so
-simulation and training overlap on separate cores) and every step takes
+advances the trajectories as one batch of the solver (its tensor operations
+release the GIL, so simulation and training overlap on separate cores) and every step takes
 ``refresh_per_step`` fresh windows in, in a fixed order, so a run is
 reproducible for a given seed. Normalization statistics are estimated from
 windows simulated before training starts.
