@@ -17,7 +17,12 @@ BENCHMARKS = (
     "ensemble_amplitude",
     "climate",
 )
-OPTIONS = {"years": ("skill", "climate"), "checkpoint": ("climate",), "members": ("climate",)}
+OPTIONS = {
+    "years": ("skill", "climate"),
+    "checkpoint": ("climate",),
+    "members": ("climate",),
+    "overrides": ("climate",),
+}
 
 
 def main() -> None:
@@ -28,6 +33,10 @@ def main() -> None:
     parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
     parser.add_argument("--checkpoint", help="climate: the checkpoint to roll out (default: the committed one)")
     parser.add_argument("--members", type=int, help="climate: rollouts run as one batch and averaged (default 1)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", metavar="KEY=VALUE",
+        help="climate: override configs/world.yaml (e.g. stepper.balance={strength: 0.1}); repeatable",
+    )  # fmt: skip
     args = parser.parse_args()
     options = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}
     for key in options:

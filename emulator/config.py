@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from emulator.balance import BalanceConfig
 from emulator.data.forcings import COMPUTED
 from emulator.data.regrid import RegridConfig
 from emulator.errors import EmulatorError
@@ -106,6 +107,9 @@ class StepperConfig(Strict):
 
     residual: bool = True
     spectral_filter: SpectralFilterConfig | None = None
+    balance: BalanceConfig | None = Field(
+        None, description="relax the geopotential toward linear balance with the wind; None: off"
+    )
     clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
     conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")
     stochastic_forcing: StochasticForcingConfig | None = Field(

@@ -10,8 +10,10 @@ names, the normalizer and the grid; the stepper applies them in this order:
 3. :class:`ConservationFixer`: the area-weighted global mean of each listed
    channel reset to its value before the step (mass, for a geopotential).
 
-All three are differentiable, so they can be on during training, and none has
-weights, so they can be switched on at inference for a model trained without.
+Between 1 and 2 the stepper can also relax the geopotential toward linear balance
+with the wind (:mod:`emulator.balance`). All are differentiable, so they can be on
+during training, and none has weights, so they can be switched on at inference for
+a model trained without.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The network maps normalized ``[state, forcing]`` to a normalized output. The
 stepper turns that into the next normalized state (as a tendency when
 ``residual`` is on), adds the stochastic forcing of :mod:`emulator.stochastic`
 when configured, applies the stability controls of :mod:`emulator.stability`
-(spectral filter, physical clamp, conservation fixer, each when configured) and
+(spectral filter, relaxation to linear balance, physical clamp, conservation
+fixer, each when configured) and
 guards the rollout: at the first non-finite value, a value beyond
 ``max_abs_normalized`` or an area-mean square (energy) beyond
 ``max_mean_square_normalized``, it stops with an error naming the step and the
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from emulator.balance import BalanceRelaxation
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
@@ -58,6 +60,7 @@ class Stepper(nn.Module):
         self.residual_scale: torch.Tensor
         self.register_buffer("residual_scale", scale[:, None, None], persistent=False)
         self.spectral_filter = SpectralFilter(config.spectral_filter, grid) if config.spectral_filter else None
+        self.balance = BalanceRelaxation(config.balance, normalizer, grid) if config.balance else None
         self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
         self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
         self.area_mean = AreaMean(grid)
@@ -84,6 +87,8 @@ class Stepper(nn.Module):
             following = following + noise.to(following.dtype)
         if self.spectral_filter is not None:
             following = self.spectral_filter(following)
+        if self.balance is not None:
+            following = self.balance(following)
         if self.clamp is not None:
             following = self.clamp(following)
         if self.fixer is not None:

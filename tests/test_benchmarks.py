@@ -10,14 +10,27 @@ import pytest
 from benchmarks.__main__ import BENCHMARKS
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
-def test_benchmark_quick_prints_json_figures(name: str) -> None:
+def quick_records(name: str, *options: str) -> list[dict]:
+    """The JSON records of ``python -m benchmarks NAME --quick OPTIONS``, checked for form."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", name, "--quick"], capture_output=True, text=True, check=True, timeout=300
-    )
+        [sys.executable, "-m", "benchmarks", name, "--quick", *options],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records, result.stderr
     for record in records:
         assert record["bench"] == name and record["device"] == "cpu"
         assert isinstance(record["value"], float) and math.isfinite(record["value"])
         assert isinstance(record["config"], dict)
+    return records
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_quick_prints_json_figures(name: str) -> None:
+    quick_records(name)
+
+
+def test_climate_takes_config_overrides_and_records_them() -> None:
+    records = quick_records("climate", "--set", "stepper.balance={strength: 0.2, min_degree: 8}")
+    controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
+    assert controls["balance"] == {"strength": 0.2, "min_degree": 8}

@@ -1,0 +1,106 @@
+"""Linear balance between geopotential and wind, and a control that relaxes toward it.
+
+Away from the equator the large-scale flow is close to linear balance,
+``laplacian(phi) = div(f grad(psi))``, with ``f = 2 Omega sin(latitude)`` and ``psi``
+the wind's stream function. The built-in world obeys it (over held-out states the
+correlation of the geopotential with its balanced part is 0.97 at degrees 8-15),
+an emulator's rollouts may not: :class:`BalanceRelaxation` moves each step's
+geopotential a fraction of the way toward the balanced one at the chosen degrees.
+
+On the unit sphere, with torch-harmonics' vector transform (``u = k x grad(psi) +
+grad(chi)``, ``psi`` first), ``div(f grad(psi))`` is the divergence of a vector
+field, whose velocity potential ``chi'`` has ``laplacian(chi') = div(f grad(psi))``;
+so ``phi = a chi'`` with ``a`` the planet's radius (the factor from the unit sphere's
+derivatives to the planet's).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealVectorSHT
+
+from emulator.data.normalizer import Normalizer
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.schema import Strict
+from emulator.spectra import wind_levels, wind_pair
+
+EARTH_RADIUS_M = 6.371e6
+EARTH_ROTATION_RATE_S = 7.292e-5
+GEOPOTENTIAL = "geopotential"
+
+
+class BalanceConfig(Strict):
+    """Relax the geopotential toward linear balance with the wind at degrees from ``min_degree`` up."""
+
+    strength: float = Field(0.1, gt=0, le=1, description="fraction of the imbalance removed each step")
+    min_degree: int = Field(1, ge=1)
+
+
+class LinearBalance(nn.Module):
+    """``(..., 2, lat, lon)`` wind ``(u, v)`` in m s-1 -> ``(..., lmax, mmax)`` balanced geopotential coefficients.
+
+    Coefficients are torch-harmonics' (orthonormal, as :class:`torch_harmonics.RealSHT`)
+    in m2 s-2; degree 0 (the mean, which balance leaves free) is zero.
+    """
+
+    def __init__(self, grid: Grid, radius_m: float = EARTH_RADIUS_M, rotation_rate_s: float = EARTH_ROTATION_RATE_S):
+        super().__init__()
+        lmax = grid.max_degree
+        self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        self.ivsht = InverseRealVectorSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        self.radius_m = radius_m
+        latitude = torch.deg2rad(torch.as_tensor(grid.latitudes, dtype=torch.float32))
+        self.coriolis: torch.Tensor
+        self.register_buffer("coriolis", (2.0 * rotation_rate_s * torch.sin(latitude))[:, None], persistent=False)
+
+    def forward(self, wind: torch.Tensor) -> torch.Tensor:
+        stream_function = self.vsht(wind.float())[..., :1, :, :]
+        gradient = self.ivsht(torch.cat([torch.zeros_like(stream_function), stream_function], dim=-3))
+        return self.radius_m * self.vsht(self.coriolis * gradient)[..., 1, :, :]
+
+
+class BalanceRelaxation(nn.Module):
+    """Move each level's geopotential ``strength`` of the way to linear balance with its wind, in normalized units.
+
+    Only degrees from ``min_degree`` up change; levels without a geopotential and both
+    winds are left alone, and a config that finds no such level is an error.
+    """
+
+    def __init__(self, config: BalanceConfig, normalizer: Normalizer, grid: Grid) -> None:
+        super().__init__()
+        names = list(normalizer.channels)
+        levels = [level for level in wind_levels(names) if _geopotential(level) in names]
+        if not levels:
+            raise EmulatorError(
+                "stepper.balance: no level has a geopotential and both wind components among the prognostic channels"
+            )
+        self.geopotential_index = [names.index(_geopotential(level)) for level in levels]
+        self.wind_index = [names.index(name) for level in levels for name in wind_pair(level)]
+        std = torch.as_tensor(normalizer.std, dtype=torch.float32)
+        self.geopotential_std: torch.Tensor
+        self.wind_std: torch.Tensor
+        self.register_buffer("geopotential_std", std[self.geopotential_index][:, None, None], persistent=False)
+        self.register_buffer("wind_std", std[self.wind_index].reshape(-1, 2, 1, 1), persistent=False)
+        lmax = grid.max_degree
+        self.balance = LinearBalance(grid)
+        self.sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        self.isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        degree = torch.arange(lmax, dtype=torch.float32)[:, None]
+        self.weight: torch.Tensor
+        self.register_buffer("weight", config.strength * (degree >= config.min_degree).float(), persistent=False)
+        self.levels = len(levels)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=state.device.type, enabled=False):
+            wind = state[:, self.wind_index].float().unflatten(1, (self.levels, 2)) * self.wind_std
+            geopotential = self.sht(state[:, self.geopotential_index].float() * self.geopotential_std)
+            imbalance = self.balance(wind) - geopotential
+            change = self.isht(imbalance * self.weight) / self.geopotential_std
+        return state.index_add(1, torch.as_tensor(self.geopotential_index, device=state.device), change.to(state.dtype))
+
+
+def _geopotential(level: str) -> str:
+    return GEOPOTENTIAL + ("@" + level if level else "")
