@@ -1,11 +1,10 @@
 """The climate of one checkpoint: the ``skill`` benchmark's long rollout alone.
 
 ``python -m benchmarks climate [--checkpoint PATH] [--years N] [--members K] [--set
-KEY=VALUE ...]`` rolls
-a checkpoint (the committed one by default) out for ``N`` simulated years (default
-1), ``K`` rollouts as one batch (default 1; their diagnostics averaged) from states
-of the held-out truth, with every stability control of ``configs/world.yaml`` (with
-the ``--set`` overrides, as the CLI's) and
+KEY=VALUE ...]`` rolls a checkpoint (the committed one by default) out for ``N``
+simulated years (default 1), ``K`` rollouts as one batch (default 1; their
+diagnostics averaged) from states of the held-out truth, with every stability
+control of ``configs/world.yaml`` (with the ``--set`` overrides, as the CLI's) and
 the stochastic forcing the checkpoint was trained through (if any). It prints
 ``spectrum_error_*``, ``energy_drift``, ``steps_to_nonfinite`` and ``sypd`` as
 ``skill`` does, against the same truth climate, noting every band's power over the

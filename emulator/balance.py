@@ -3,7 +3,7 @@
 Away from the equator the large-scale flow is close to linear balance,
 ``laplacian(phi) = div(f grad(psi))``, with ``f = 2 Omega sin(latitude)`` and ``psi``
 the wind's stream function. The built-in world obeys it (over held-out states the
-correlation of the geopotential with its balanced part is 0.97 at degrees 8-15),
+correlation of the geopotential with its balanced part is 0.96 at degrees 8-15),
 an emulator's rollouts may not: :class:`BalanceRelaxation` moves each step's
 geopotential a fraction of the way toward the balanced one at the chosen degrees.
 
@@ -24,10 +24,11 @@ from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealV
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.perturbations import EARTH_RADIUS_KM
 from emulator.schema import Strict
 from emulator.spectra import wind_levels, wind_pair
 
-EARTH_RADIUS_M = 6.371e6
+EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 EARTH_ROTATION_RATE_S = 7.292e-5
 GEOPOTENTIAL = "geopotential"
 

@@ -5,11 +5,10 @@ stepper turns that into the next normalized state (as a tendency when
 ``residual`` is on), adds the stochastic forcing of :mod:`emulator.stochastic`
 when configured, applies the stability controls of :mod:`emulator.stability`
 (spectral filter, relaxation to linear balance, physical clamp, conservation
-fixer, each when configured) and
-guards the rollout: at the first non-finite value, a value beyond
-``max_abs_normalized`` or an area-mean square (energy) beyond
-``max_mean_square_normalized``, it stops with an error naming the step and the
-channel.
+fixer, each when configured) and guards the rollout: at the first non-finite
+value, a value beyond ``max_abs_normalized`` or an area-mean square (energy)
+beyond ``max_mean_square_normalized``, it stops with an error naming the step and
+the channel.
 """
 
 from __future__ import annotations
