@@ -19,7 +19,7 @@ BENCHMARKS = (
 )
 OPTIONS = {
     "years": ("skill", "climate"),
-    "checkpoint": ("climate",),
+    "checkpoint": ("skill", "climate"),
     "members": ("climate",),
     "overrides": ("climate",),
 }
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a run of under a minute on two CPU cores")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
-    parser.add_argument("--checkpoint", help="climate: the checkpoint to roll out (default: the committed one)")
+    parser.add_argument("--checkpoint", help="skill, climate: the checkpoint to score (default: the committed one)")
     parser.add_argument("--members", type=int, help="climate: rollouts run as one batch and averaged (default 1)")
     parser.add_argument(
         "--set", dest="overrides", action="append", metavar="KEY=VALUE",

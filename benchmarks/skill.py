@@ -22,7 +22,9 @@ Figures:
   power, octave bands of degree, every channel and the kinetic energy spectrum, the
   year's mean against the truth climate's) at year 1 and every tenth year reached;
   from ten years on, ``energy_drift_decade`` and ``spectrum_error_decade_{10,...}y``
-  do the same for the last ten years;
+  do the same for the last ten years; from two years on, ``energy_drift_median_year``
+  and ``energy_drift_worst_year`` are the median and largest absolute drift of the
+  annual means (against ``energy_truth_floor``, the truth's own median);
 * the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
   and ``energy_truth_floor``, ``spectrum_error_truth_floor`` (and their ``_decade``
   forms) are the median errors of one (ten) of its years against the others: the
@@ -60,7 +62,14 @@ STEPS_PER_DAY = 4
 LEAD_DAYS = (1, 3, 5, 10)
 YEAR_DAYS, DECADE_YEARS = 365, 10
 TRUTH_YEARS = 64
-OFF: dict[str, object] = {"spectral_filter": None, "clamp": {}, "conserve": [], "divergence_guard": False}
+OFF: dict[str, object] = {
+    "spectral_filter": None,
+    "balance": None,
+    "divergent_wind": None,
+    "clamp": {},
+    "conserve": [],
+    "divergence_guard": False,
+}
 ENSEMBLE_MEMBERS = 8
 YEARS, OFF_YEARS = 100.0, 1.0
 MARK_YEARS = (1, *range(10, 101, 10))
@@ -278,6 +287,7 @@ def controlled_rollout(
     config = {"years": years, "members": members, "truth_years": climate.years, "controls": describe_controls(controls)}
     kept = max(windows.values())
     energy: list[float] = []
+    annual: list[float] = []
     bands: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
     try:
@@ -292,8 +302,8 @@ def controlled_rollout(
                     at = config | {"step": step, "days": window}
                     emit(bench, f"spectrum_error{suffix}_{marks[step]}", error, at, device)
             if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
-                year = step // (STEPS_PER_DAY * YEAR_DAYS)
-                note(f"year {year}: kinetic energy {energy[-1]:.1f} (truth climate {truth_energy:.1f})")
+                annual.append(float(np.mean(energy[-YEAR_DAYS:])))
+                note(f"year {len(annual)}: mean kinetic energy {annual[-1]:.1f} (truth climate {truth_energy:.1f})")
     except DivergenceError as error:
         reached = error.step
         note(f"every control on: {error}")
@@ -302,6 +312,11 @@ def controlled_rollout(
     for suffix, window in windows.items():
         drift = float(np.mean(energy[-window:])) / truth_energy - 1.0
         emit(bench, f"energy_drift{suffix}", drift, config | {"days": min(window, len(energy))}, device)
+    if len(annual) > 1:
+        drifts = np.abs(np.asarray(annual) / truth_energy - 1.0)
+        at = config | {"years_reached": len(annual)}
+        emit(bench, "energy_drift_median_year", float(np.median(drifts)), at, device)
+        emit(bench, "energy_drift_worst_year", float(drifts.max()), at | {"year": int(drifts.argmax()) + 1}, device)
     sypd = reached / (STEPS_PER_DAY * YEAR_DAYS) / (seconds / 86_400)
     emit(bench, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, device)
     if members > 1:
@@ -332,9 +347,10 @@ def describe_controls(controls: StepperConfig) -> str:
     return controls.model_dump_json(exclude={"residual"})
 
 
-def run(quick: bool, device: torch.device, years: float | None = None) -> None:
+def run(quick: bool, device: torch.device, years: float | None = None, checkpoint: str | None = None) -> None:
     config = load_config(ROOT / "configs" / "world.yaml")
-    checkpoint = load_checkpoint(ROOT / config.forecast.checkpoint)
+    path = Path(checkpoint) if checkpoint else ROOT / config.forecast.checkpoint
+    loaded = load_checkpoint(path)
     truth = truth_store(quick)
     train_store = load_config(ROOT / "configs" / "world_train.yaml").data.store
     setting = Setting(
@@ -347,10 +363,10 @@ def run(quick: bool, device: torch.device, years: float | None = None) -> None:
         off_years=YEARS_QUICK / 2 if quick else OFF_YEARS,
         device=device,
     )
-    note(f"truth {truth}; controls {describe_controls(config.stepper)}")
-    scores(checkpoint, config.stepper, setting)
-    climate = truth_climate(checkpoint, quick)
+    note(f"checkpoint {path}; truth {truth}; controls {describe_controls(config.stepper)}")
+    scores(loaded, config.stepper, setting)
+    climate = truth_climate(loaded, quick)
     truth_floor(climate, device)
-    controls = climate_controls(checkpoint, config.stepper)
-    controlled_rollout(checkpoint, controls, setting.truth, climate, setting.years, device)
-    controls_off(checkpoint, controls, setting)
+    controls = climate_controls(loaded, config.stepper)
+    controlled_rollout(loaded, controls, setting.truth, climate, setting.years, device)
+    controls_off(loaded, controls, setting)

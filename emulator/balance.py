@@ -17,7 +17,6 @@ derivatives to the planet's).
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealVectorSHT
 
@@ -25,19 +24,16 @@ from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.perturbations import EARTH_RADIUS_KM
-from emulator.schema import Strict
-from emulator.spectra import wind_levels, wind_pair
+from emulator.spectra import wind_levels
+from emulator.winds import DIVERGENT, DegreeRelaxation, WindChannels
 
 EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 EARTH_ROTATION_RATE_S = 7.292e-5
 GEOPOTENTIAL = "geopotential"
 
 
-class BalanceConfig(Strict):
+class BalanceConfig(DegreeRelaxation):
     """Relax the geopotential toward linear balance with the wind at degrees from ``min_degree`` up."""
-
-    strength: float = Field(0.1, gt=0, le=1, description="fraction of the imbalance removed each step")
-    min_degree: int = Field(1, ge=1)
 
 
 class LinearBalance(nn.Module):
@@ -60,7 +56,7 @@ class LinearBalance(nn.Module):
     def forward(self, wind: torch.Tensor) -> torch.Tensor:
         stream_function = self.vsht(wind.float())[..., :1, :, :]
         gradient = self.ivsht(torch.cat([torch.zeros_like(stream_function), stream_function], dim=-3))
-        return self.radius_m * self.vsht(self.coriolis * gradient)[..., 1, :, :]
+        return self.radius_m * self.vsht(self.coriolis * gradient)[..., DIVERGENT, :, :]
 
 
 class BalanceRelaxation(nn.Module):
@@ -79,26 +75,21 @@ class BalanceRelaxation(nn.Module):
                 "stepper.balance: no level has a geopotential and both wind components among the prognostic channels"
             )
         self.geopotential_index = [names.index(_geopotential(level)) for level in levels]
-        self.wind_index = [names.index(name) for level in levels for name in wind_pair(level)]
+        self.winds = WindChannels(names, normalizer.std, levels)
         std = torch.as_tensor(normalizer.std, dtype=torch.float32)
         self.geopotential_std: torch.Tensor
-        self.wind_std: torch.Tensor
         self.register_buffer("geopotential_std", std[self.geopotential_index][:, None, None], persistent=False)
-        self.register_buffer("wind_std", std[self.wind_index].reshape(-1, 2, 1, 1), persistent=False)
         lmax = grid.max_degree
         self.balance = LinearBalance(grid)
         self.sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
         self.isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
-        degree = torch.arange(lmax, dtype=torch.float32)[:, None]
         self.weight: torch.Tensor
-        self.register_buffer("weight", config.strength * (degree >= config.min_degree).float(), persistent=False)
-        self.levels = len(levels)
+        self.register_buffer("weight", config.weight(lmax), persistent=False)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=state.device.type, enabled=False):
-            wind = state[:, self.wind_index].float().unflatten(1, (self.levels, 2)) * self.wind_std
             geopotential = self.sht(state[:, self.geopotential_index].float() * self.geopotential_std)
-            imbalance = self.balance(wind) - geopotential
+            imbalance = self.balance(self.winds.read(state)) - geopotential
             change = self.isht(imbalance * self.weight) / self.geopotential_std
         return state.index_add(1, torch.as_tensor(self.geopotential_index, device=state.device), change.to(state.dtype))
 

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from emulator.balance import BalanceConfig
 from emulator.data.forcings import COMPUTED
 from emulator.data.regrid import RegridConfig
+from emulator.divergent_wind import DivergentWindConfig
 from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
 from emulator.perturbations import InitialPerturbationConfig, RandomFieldConfig
@@ -109,6 +110,9 @@ class StepperConfig(Strict):
     spectral_filter: SpectralFilterConfig | None = None
     balance: BalanceConfig | None = Field(
         None, description="relax the geopotential toward linear balance with the wind; None: off"
+    )
+    divergent_wind: DivergentWindConfig | None = Field(
+        None, description="damp the divergent part of the wind at each level; None: off"
     )
     clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
     conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")

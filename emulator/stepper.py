@@ -3,12 +3,12 @@
 The network maps normalized ``[state, forcing]`` to a normalized output. The
 stepper turns that into the next normalized state (as a tendency when
 ``residual`` is on), adds the stochastic forcing of :mod:`emulator.stochastic`
-when configured, applies the stability controls of :mod:`emulator.stability`
-(spectral filter, relaxation to linear balance, physical clamp, conservation
-fixer, each when configured) and guards the rollout: at the first non-finite
-value, a value beyond ``max_abs_normalized`` or an area-mean square (energy)
-beyond ``max_mean_square_normalized``, it stops with an error naming the step and
-the channel.
+when configured, applies the stability controls (spectral filter, relaxation to
+linear balance, divergent-wind damping, physical clamp, conservation fixer, each
+when configured) and guards the rollout: at the first non-finite value, a value
+beyond ``max_abs_normalized`` or an area-mean square (energy) beyond
+``max_mean_square_normalized``, it stops with an error naming the step and the
+channel.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch import nn
 from emulator.balance import BalanceRelaxation
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
+from emulator.divergent_wind import DivergentWindDamping
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.perturbations import seeded_generator
@@ -60,6 +61,9 @@ class Stepper(nn.Module):
         self.register_buffer("residual_scale", scale[:, None, None], persistent=False)
         self.spectral_filter = SpectralFilter(config.spectral_filter, grid) if config.spectral_filter else None
         self.balance = BalanceRelaxation(config.balance, normalizer, grid) if config.balance else None
+        self.divergent_wind = (
+            DivergentWindDamping(config.divergent_wind, normalizer, grid) if config.divergent_wind else None
+        )
         self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
         self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
         self.area_mean = AreaMean(grid)
@@ -88,6 +92,8 @@ class Stepper(nn.Module):
             following = self.spectral_filter(following)
         if self.balance is not None:
             following = self.balance(following)
+        if self.divergent_wind is not None:
+            following = self.divergent_wind(following)
         if self.clamp is not None:
             following = self.clamp(following)
         if self.fixer is not None:

@@ -31,6 +31,11 @@ def test_benchmark_quick_prints_json_figures(name: str) -> None:
 
 
 def test_climate_takes_config_overrides_and_records_them() -> None:
-    records = quick_records("climate", "--set", "stepper.balance={strength: 0.2, min_degree: 8}")
+    records = quick_records(
+        "climate",
+        "--set", "stepper.balance={strength: 0.2, min_degree: 8}",
+        "--set", "stepper.divergent_wind={strength: 0.5}",
+    )  # fmt: skip
     controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
     assert controls["balance"] == {"strength": 0.2, "min_degree": 8}
+    assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1}

@@ -34,7 +34,8 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.quadrature import AreaMean
 from emulator.schema import Strict
-from emulator.spectra import degree_power, wind_levels, wind_pair
+from emulator.spectra import degree_power, wind_levels
+from emulator.winds import DIVERGENT, WindChannels
 
 
 class LossConfig(Strict):
@@ -115,27 +116,24 @@ class DivergenceLoss(nn.Module):
 
     def __init__(self, grid: Grid, channels: list[str], std: Sequence[float]) -> None:
         super().__init__()
-        pairs = [[channels.index(name) for name in wind_pair(level)] for level in wind_levels(channels)]
-        if not pairs:
+        levels = wind_levels(channels)
+        if not levels:
             raise EmulatorError("train.loss.divergence: no level has both wind components among the channels")
-        self.pairs, self.index = len(pairs), [i for pair in pairs for i in pair]
+        self.winds = WindChannels(channels, std, levels)
         self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=grid.max_degree, mmax=grid.max_degree, grid=grid.kind)
         degree = torch.arange(grid.max_degree, dtype=torch.float32)
-        wind_std = torch.tensor([[std[i] for i in pair] for pair in pairs], dtype=torch.float32)
         self.eigenvalues: torch.Tensor
-        self.wind_std: torch.Tensor
         self.variance: torch.Tensor
         self.register_buffer("eigenvalues", degree * (degree + 1), persistent=False)
-        self.register_buffer("wind_std", wind_std[:, :, None, None], persistent=False)
-        self.register_buffer("variance", wind_std.square().mean(dim=1), persistent=False)
+        self.register_buffer("variance", self.winds.std.square().mean(dim=(1, 2, 3)), persistent=False)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        error = (prediction - target)[:, self.index].float().unflatten(1, (self.pairs, 2)) * self.wind_std
+        error = self.winds.read(prediction - target)
         with torch.autocast(device_type=error.device.type, enabled=False):
-            potential = self.vsht(error)[:, :, 1]  # the velocity potential (divergent part) comes second
+            potential = self.vsht(error)[:, :, DIVERGENT]
         energy = 0.5 * (degree_power(potential) * self.eigenvalues).sum(dim=-1) / self.variance
         result = prediction.new_zeros(prediction.shape[:2], dtype=torch.float32)
-        result[:, self.index] = energy.repeat_interleave(2, dim=1)
+        result[:, self.winds.index] = energy.repeat_interleave(2, dim=1)
         return result
 
 

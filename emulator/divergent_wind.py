@@ -1,0 +1,52 @@
+"""Damping of the divergent wind, for worlds whose flow is close to non-divergent.
+
+A wind is a rotational part (stream function ``psi``) plus a divergent part
+(velocity potential ``chi``). The built-in world's divergent kinetic energy is under
+1 % of its rotational at every band of degrees; rollouts of an emulator trained on
+it can carry far more (17 to 48 % in each band, stage 9). :class:`DivergentWindDamping`
+removes ``strength`` of the divergent wind at the chosen degrees each step, as the
+divergence damping of a dynamical core does; the rotational wind and every other
+channel are left as they are. It is differentiable: a model trained with it on learns
+to carry its energy in the rotational wind.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_harmonics import InverseRealVectorSHT, RealVectorSHT
+
+from emulator.data.normalizer import Normalizer
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.spectra import wind_levels
+from emulator.winds import DIVERGENT, DegreeRelaxation, WindChannels
+
+
+class DivergentWindConfig(DegreeRelaxation):
+    """Remove ``strength`` of the divergent wind each step at degrees from ``min_degree`` up."""
+
+
+class DivergentWindDamping(nn.Module):
+    """Damp the divergent part of every level's wind, in normalized units; an error if no level has both winds."""
+
+    def __init__(self, config: DivergentWindConfig, normalizer: Normalizer, grid: Grid) -> None:
+        super().__init__()
+        levels = wind_levels(normalizer.channels)
+        if not levels:
+            raise EmulatorError(
+                "stepper.divergent_wind: no level has both wind components among the prognostic channels"
+            )
+        self.winds = WindChannels(normalizer.channels, normalizer.std, levels)
+        lmax = grid.max_degree
+        self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        self.ivsht = InverseRealVectorSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        weight = torch.zeros(2, lmax, 1)
+        weight[DIVERGENT] = config.weight(lmax)
+        self.weight: torch.Tensor
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=state.device.type, enabled=False):
+            change = -self.ivsht(self.vsht(self.winds.read(state)) * self.weight)
+        return self.winds.add(state, change)

@@ -1,0 +1,50 @@
+"""The wind channels of a normalized state, level by level, and the settings of controls acting on them by degree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from emulator.schema import Strict
+from emulator.spectra import wind_pair
+
+DIVERGENT = 1  # torch-harmonics' vector coefficients come as (stream function, velocity potential)
+
+
+class DegreeRelaxation(Strict):
+    """Remove ``strength`` of a departure each step, at spherical-harmonic degrees from ``min_degree`` up."""
+
+    strength: float = Field(0.1, gt=0, le=1, description="fraction of the departure removed each step")
+    min_degree: int = Field(1, ge=1)
+
+    def weight(self, lmax: int) -> torch.Tensor:
+        """``(lmax, 1)``: ``strength`` at the chosen degrees, zero below, to multiply ``(l, m)`` coefficients."""
+        degree = torch.arange(lmax, dtype=torch.float32)[:, None]
+        return self.strength * (degree >= self.min_degree).float()
+
+
+class WindChannels(nn.Module):
+    """Read the ``(u, v)`` winds of ``levels`` from a normalized state in m s-1, and add changes back."""
+
+    def __init__(self, channels: Sequence[str], std: Sequence[float] | np.ndarray, levels: Sequence[str]) -> None:
+        """``std``: each channel's normalization scale."""
+        super().__init__()
+        names = list(channels)
+        self.index = [names.index(name) for level in levels for name in wind_pair(level)]
+        self.levels = len(levels)
+        wind_std = torch.as_tensor(np.asarray(std), dtype=torch.float32)[self.index]
+        self.std: torch.Tensor
+        self.register_buffer("std", wind_std.reshape(-1, 2, 1, 1), persistent=False)
+
+    def read(self, state: torch.Tensor) -> torch.Tensor:
+        """``(batch, channel, lat, lon)`` -> ``(batch, level, 2, lat, lon)`` winds in m s-1, float32."""
+        return state[:, self.index].float().unflatten(1, (self.levels, 2)) * self.std
+
+    def add(self, state: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+        """``state`` with ``(batch, level, 2, lat, lon)`` wind ``change`` in m s-1 added."""
+        normalized = (change / self.std).flatten(1, 2).to(state.dtype)
+        return state.index_add(1, torch.as_tensor(self.index, device=state.device), normalized)

@@ -1,0 +1,65 @@
+"""Divergent-wind damping: analytic divergent winds go, a solver's rotational jet stays."""
+
+import numpy as np
+import pytest
+import torch
+
+from emulator.config import StepperConfig
+from emulator.data.normalizer import Normalizer
+from emulator.divergent_wind import DivergentWindConfig, DivergentWindDamping
+from emulator.errors import EmulatorError
+from emulator.stepper import Stepper
+from tests.conftest import CHANNELS
+from tests.test_balance import GRID, STD, galewsky_jet
+from tests.test_stepper import Constant
+
+NORMALIZER = Normalizer(tuple(CHANNELS), np.array([1.0e5, 0.0, 0.0]), STD, np.ones(3))
+
+
+def sectoral_gradient(degree: int, speed: float) -> torch.Tensor:
+    """``(2, lat, lon)`` wind ``grad(chi)`` of the degree-``degree`` sectoral harmonic ``chi = cos^l(lat) cos(l lon)``.
+
+    Written out analytically: u = -l cos^(l-1)(lat) sin(l lon), v = -l cos^(l-1)(lat) sin(lat) cos(l lon),
+    scaled to a largest speed near ``speed``: a wind with divergence and no vorticity at one degree.
+    """
+    latitude = torch.deg2rad(torch.as_tensor(GRID.latitudes, dtype=torch.float64))[:, None]
+    longitude = torch.linspace(0, 2 * torch.pi, GRID.nlon + 1, dtype=torch.float64)[:-1]
+    envelope = -degree * torch.cos(latitude) ** (degree - 1)
+    u = envelope * torch.sin(degree * longitude)
+    v = envelope * torch.sin(latitude) * torch.cos(degree * longitude)
+    wind = torch.stack([u, v])
+    return (speed * wind / wind.abs().max()).float()
+
+
+def normalized(wind: torch.Tensor) -> torch.Tensor:
+    """``(2, lat, lon)`` wind -> a normalized state ``(1, 3, lat, lon)`` with a zero geopotential anomaly."""
+    winds = wind / torch.as_tensor(STD[1:], dtype=torch.float32)[:, None, None]
+    return torch.cat([torch.zeros(1, *GRID.shape), winds])[None]
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.3])
+def test_damping_removes_its_share_of_the_divergent_wind_from_min_degree_only(strength: float) -> None:
+    _, jet = galewsky_jet()
+    low, high = sectoral_gradient(3, 10.0), sectoral_gradient(12, 10.0)
+    damping = DivergentWindDamping(DivergentWindConfig(strength=strength, min_degree=8), NORMALIZER, GRID)
+    state = normalized(jet + low + high)
+    after = damping(state)
+    expected = normalized(jet + low + (1 - strength) * high)
+    wind_std = torch.as_tensor(STD[1:], dtype=torch.float32)[:, None, None]
+    assert float(((after - expected)[0, 1:] * wind_std).abs().max()) < 0.05  # m s-1, of a jet of 80
+    assert torch.equal(after[:, 0], state[:, 0])
+
+
+def test_stepper_applies_the_damping_and_needs_both_winds() -> None:
+    config = StepperConfig(residual=False, divergent_wind=DivergentWindConfig(strength=1.0))
+
+    class Divergent(Constant):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return normalized(sectoral_gradient(5, 20.0))
+
+    state = Stepper(Divergent(0.0), NORMALIZER, config, GRID).step(
+        torch.zeros(1, 3, *GRID.shape), torch.zeros(1, 0, *GRID.shape)
+    )
+    assert float(state.abs().max()) < 1e-4
+    with pytest.raises(EmulatorError, match=r"stepper\.divergent_wind: no level has both wind components"):
+        Stepper(Constant(0.0), NORMALIZER.subset(CHANNELS[:2]), config, GRID)
