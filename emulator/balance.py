@@ -78,7 +78,9 @@ class BalanceRelaxation(nn.Module):
         self.winds = WindChannels(names, normalizer.std, levels)
         std = torch.as_tensor(normalizer.std, dtype=torch.float32)
         self.geopotential_std: torch.Tensor
+        self.geopotential_index_tensor: torch.Tensor
         self.register_buffer("geopotential_std", std[self.geopotential_index][:, None, None], persistent=False)
+        self.register_buffer("geopotential_index_tensor", torch.as_tensor(self.geopotential_index), persistent=False)
         lmax = grid.max_degree
         self.balance = LinearBalance(grid)
         self.sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
@@ -91,7 +93,7 @@ class BalanceRelaxation(nn.Module):
             geopotential = self.sht(state[:, self.geopotential_index].float() * self.geopotential_std)
             imbalance = self.balance(self.winds.read(state)) - geopotential
             change = self.isht(imbalance * self.weight) / self.geopotential_std
-        return state.index_add(1, torch.as_tensor(self.geopotential_index, device=state.device), change.to(state.dtype))
+        return state.index_add(1, self.geopotential_index_tensor, change.to(state.dtype))
 
 
 def _geopotential(level: str) -> str:

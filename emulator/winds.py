@@ -38,7 +38,9 @@ class WindChannels(nn.Module):
         self.levels = len(levels)
         wind_std = torch.as_tensor(np.asarray(std), dtype=torch.float32)[self.index]
         self.std: torch.Tensor
+        self.index_tensor: torch.Tensor
         self.register_buffer("std", wind_std.reshape(-1, 2, 1, 1), persistent=False)
+        self.register_buffer("index_tensor", torch.as_tensor(self.index), persistent=False)
 
     def read(self, state: torch.Tensor) -> torch.Tensor:
         """``(batch, channel, lat, lon)`` -> ``(batch, level, 2, lat, lon)`` winds in m s-1, float32."""
@@ -47,4 +49,4 @@ class WindChannels(nn.Module):
     def add(self, state: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         """``state`` with ``(batch, level, 2, lat, lon)`` wind ``change`` in m s-1 added."""
         normalized = (change / self.std).flatten(1, 2).to(state.dtype)
-        return state.index_add(1, torch.as_tensor(self.index, device=state.device), normalized)
+        return state.index_add(1, self.index_tensor, normalized)
