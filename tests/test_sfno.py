@@ -58,3 +58,17 @@ def test_runs_under_bf16_autocast_close_to_fp32() -> None:
             mixed = model(x)
     assert torch.isfinite(mixed).all()
     assert float((mixed.float() - reference).norm() / reference.norm()) < 0.05
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_inference_path_equals_the_convolutions(batch: int) -> None:
+    """Without autograd the MLPs run as batched matrix products; they compute the same function."""
+    torch.manual_seed(2)
+    model = build_model(CONFIG, 4, 3, Grid(21, 40))
+    x = torch.randn(batch, 4, 21, 40)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):  # zero at initialization
+                parameter.normal_()
+        fast = model(x)
+    torch.testing.assert_close(fast, model(x).detach(), rtol=1e-5, atol=1e-5)

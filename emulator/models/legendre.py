@@ -157,13 +157,14 @@ class TriangularSHT(nn.Module):
         columns = 2 * batch * channels
         gathered = torch.view_as_real(coefficients).reshape(-1, columns).index_select(0, self.synthesis_rows)
         values = gathered.split([block.orders * block.depth for block in self.order_blocks])
-        field = torch.cat(
-            [
-                torch.bmm(matrix, value.view(block.orders, block.depth, columns))
-                for matrix, block, value in zip(self._matrices("inverse"), self.order_blocks, values, strict=True)
-            ]
-        )
-        spectrum = torch.view_as_complex(field.view(self.mmax, self.nlat, batch, channels, 2))
+        orders = [
+            torch.bmm(matrix, value.view(block.orders, block.depth, columns))
+            for matrix, block, value in zip(self._matrices("inverse"), self.order_blocks, values, strict=True)
+        ]
+        # every order the inverse FFT takes, the ones above mmax as zeros: padding them there costs another copy
+        frequencies = self.nlon // 2 + 1
+        orders.append(gathered.new_zeros(frequencies - self.mmax, self.nlat, columns))
+        spectrum = torch.view_as_complex(torch.cat(orders).view(frequencies, self.nlat, batch, channels, 2))
         # the inverse FFT copies its input anyway: handed the permuted view, it does the permutation in that copy
         grid = torch.fft.irfft(spectrum.permute(2, 3, 1, 0), n=self.nlon, dim=-1, norm="forward")
         return grid.contiguous()
