@@ -5,7 +5,7 @@ import torch
 
 from emulator.grid import Grid
 from emulator.models.registry import build_model, parameter_count
-from emulator.models.sfno import SFNOConfig
+from emulator.models.sfno import ChannelMLP, SFNOConfig
 from tests.model_checks import assert_gradients_reach_every_parameter, assert_same_seed_same_output
 
 CONFIG = SFNOConfig(embed_dim=8, num_layers=2, latitude_modes=4)
@@ -60,9 +60,12 @@ def test_runs_under_bf16_autocast_close_to_fp32() -> None:
     assert float((mixed.float() - reference).norm() / reference.norm()) < 0.05
 
 
-@pytest.mark.parametrize("batch", [1, 3])
-def test_inference_path_equals_the_convolutions(batch: int) -> None:
-    """Without autograd the MLPs run as batched matrix products; they compute the same function."""
+@pytest.mark.parametrize(
+    ("batch", "chunk_values"), [(1, ChannelMLP.chunk_values), (3, ChannelMLP.chunk_values), (2, 100)]
+)
+def test_inference_path_equals_the_convolutions(batch: int, chunk_values: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without autograd the MLPs run as batched matrix products in chunks of points; same function."""
+    monkeypatch.setattr(ChannelMLP, "chunk_values", chunk_values)  # 100: six points a chunk, 140 chunks
     torch.manual_seed(2)
     model = build_model(CONFIG, 4, 3, Grid(21, 40))
     x = torch.randn(batch, 4, 21, 40)

@@ -63,12 +63,15 @@ def pointwise(in_channels: int, out_channels: int, gain: float = 1.0, bias: bool
 class ChannelMLP(nn.Sequential):
     """``in -> hidden -> GELU -> out`` at every grid point: two 1x1 convolutions.
 
-    Without autograd the two layers run as batched matrix products on the
-    ``(batch, channels, points)`` view instead, the first producing points-major
-    hidden features that the second reads transposed, with no copy. Measured on two
-    CPU cores (``benchmarks/RESULTS.md``), that forward pass is faster than the
-    convolutions', while the convolutions' backward is faster for training.
+    Without autograd the layers run as batched matrix products over chunks of grid
+    points, ``chunk_values`` hidden values per sample each, so that the hidden
+    features are never allocated whole: on two CPU cores a fresh 30 MB tensor costs
+    as much as the products that fill it. The chunks do not depend on the batch size,
+    so neither do a sample's bits. Measured in ``benchmarks/RESULTS.md``: that forward
+    pass is faster than the convolutions', while their backward is faster for training.
     """
+
+    chunk_values = 2**20
 
     def __init__(self, in_channels: int, hidden: int, out_channels: int, out_gain: float = 1.0) -> None:
         super().__init__(pointwise(in_channels, hidden, gain=2.0), nn.GELU(), pointwise(hidden, out_channels, out_gain))
@@ -78,11 +81,15 @@ class ChannelMLP(nn.Sequential):
             return super().forward(x)
         expand, activation, contract = self
         batch = len(x)
-        points = x.flatten(2).transpose(1, 2)  # (batch, points, in)
-        hidden = torch.baddbmm(expand.bias, points, expand.weight.flatten(1).T.expand(batch, -1, -1))
-        out = torch.baddbmm(
-            contract.bias[:, None], contract.weight.flatten(1).expand(batch, -1, -1), activation(hidden).transpose(1, 2)
-        )
+        into_hidden = expand.weight.flatten(1).T.expand(batch, -1, -1)
+        out_of_hidden = contract.weight.flatten(1).expand(batch, -1, -1)
+        chunks = []
+        for points in x.flatten(2).split(max(1, self.chunk_values // expand.out_channels), dim=2):
+            hidden = activation(
+                torch.baddbmm(expand.bias, points.transpose(1, 2), into_hidden)
+            )  # (batch, points, hidden)
+            chunks.append(torch.baddbmm(contract.bias[:, None], out_of_hidden, hidden.transpose(1, 2)))
+        out = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=2)
         return out.view(batch, -1, *x.shape[2:])
 
 
