@@ -63,12 +63,13 @@ def pointwise(in_channels: int, out_channels: int, gain: float = 1.0, bias: bool
 class ChannelMLP(nn.Sequential):
     """``in -> hidden -> GELU -> out`` at every grid point: two 1x1 convolutions.
 
-    Without autograd the layers run as batched matrix products over chunks of grid
-    points, ``chunk_values`` hidden values per sample each, so that the hidden
-    features are never allocated whole: on two CPU cores a fresh 30 MB tensor costs
-    as much as the products that fill it. The chunks do not depend on the batch size,
-    so neither do a sample's bits. Measured in ``benchmarks/RESULTS.md``: that forward
-    pass is faster than the convolutions', while their backward is faster for training.
+    On a CPU without autograd the layers run as batched matrix products over chunks
+    of grid points, ``chunk_values`` hidden values per sample each, so that the hidden
+    features are never allocated whole: there a fresh 30 MB tensor costs as much as
+    the products that fill it (page faults). The chunks do not depend on the batch
+    size, so neither do a sample's bits. Measured in ``benchmarks/RESULTS.md``: that
+    forward pass is faster than the convolutions', while their backward is faster
+    for training.
     """
 
     chunk_values = 2**20
@@ -77,7 +78,7 @@ class ChannelMLP(nn.Sequential):
         super().__init__(pointwise(in_channels, hidden, gain=2.0), nn.GELU(), pointwise(hidden, out_channels, out_gain))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or x.device.type != "cpu":
             return super().forward(x)
         expand, activation, contract = self
         batch = len(x)
