@@ -61,11 +61,11 @@ def test_runs_under_bf16_autocast_close_to_fp32() -> None:
 
 
 @pytest.mark.parametrize(
-    ("batch", "chunk_values"), [(1, ChannelMLP.chunk_values), (3, ChannelMLP.chunk_values), (2, 100)]
+    ("batch", "chunk_points"), [(1, ChannelMLP.chunk_points), (3, ChannelMLP.chunk_points), (2, 6)]
 )
-def test_inference_path_equals_the_convolutions(batch: int, chunk_values: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without autograd the MLPs run as batched matrix products in chunks of points; same function."""
-    monkeypatch.setattr(ChannelMLP, "chunk_values", chunk_values)  # 100: six points a chunk, 140 chunks
+def test_inference_path_equals_the_convolutions(batch: int, chunk_points: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without autograd the MLPs run as matrix products in chunks of points; the same function."""
+    monkeypatch.setattr(ChannelMLP, "chunk_points", chunk_points)  # 6: 140 chunks a sample
     torch.manual_seed(2)
     model = build_model(CONFIG, 4, 3, Grid(21, 40))
     x = torch.randn(batch, 4, 21, 40)
