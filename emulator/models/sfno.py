@@ -21,7 +21,7 @@ series in ``cos(k colatitude)``, so it too is defined on any grid.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from pydantic import Field
@@ -81,11 +81,12 @@ class ChannelMLP(nn.Sequential):
         if torch.is_grad_enabled() or x.device.type != "cpu":
             return super().forward(x)
         expand, activation, contract = self
-        into_hidden, out_of_hidden = expand.weight.flatten(1).T, contract.weight.flatten(1)
+        into_hidden, hidden_bias = cast(torch.Tensor, expand.weight).flatten(1).T, cast(torch.Tensor, expand.bias)
+        out_of_hidden, out_bias = cast(torch.Tensor, contract.weight).flatten(1), cast(torch.Tensor, contract.bias)
 
         def layers(points: torch.Tensor) -> torch.Tensor:  # (in, points) -> (out, points)
-            hidden = activation(torch.addmm(expand.bias, points.T, into_hidden))  # (points, hidden)
-            return torch.addmm(contract.bias[:, None], out_of_hidden, hidden.T)
+            hidden = activation(torch.addmm(hidden_bias, points.T, into_hidden))  # (points, hidden)
+            return torch.addmm(out_bias[:, None], out_of_hidden, hidden.T)
 
         samples = [
             torch.cat([layers(points) for points in sample.split(self.chunk_points, dim=1)], dim=1)
