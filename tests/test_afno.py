@@ -13,7 +13,7 @@ from tests.model_checks import assert_gradients_reach_every_parameter, assert_sa
 CONFIG = AFNOConfig(embed_dim=16, num_blocks=4, num_layers=2, hard_thresholding_fraction=0.5)
 
 
-@pytest.mark.parametrize(("nlat", "nlon"), [(32, 64), (33, 64), (121, 240)])
+@pytest.mark.parametrize(("nlat", "nlon"), [(32, 64), (33, 64), (121, 240), (181, 360)])
 def test_shapes_on_grids_not_divisible_by_the_patch(nlat: int, nlon: int) -> None:
     model = build_model(CONFIG, 5, 3, Grid(nlat, nlon))
     assert model(torch.randn(2, 5, nlat, nlon)).shape == (2, 3, nlat, nlon)

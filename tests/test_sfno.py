@@ -12,7 +12,14 @@ CONFIG = SFNOConfig(embed_dim=8, num_layers=2, latitude_modes=4)
 
 
 @pytest.mark.parametrize(
-    ("nlat", "nlon", "kind"), [(33, 64, "equiangular"), (21, 40, "equiangular"), (24, 48, "legendre-gauss")]
+    ("nlat", "nlon", "kind"),
+    [
+        (33, 64, "equiangular"),
+        (21, 40, "equiangular"),
+        (24, 48, "legendre-gauss"),
+        (121, 240, "equiangular"),
+        (181, 360, "equiangular"),
+    ],
 )
 def test_shapes_and_dtype(nlat: int, nlon: int, kind: str) -> None:
     model = build_model(CONFIG, 4, 3, Grid(nlat, nlon, kind))
