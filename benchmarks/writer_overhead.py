@@ -1,20 +1,23 @@
 """Cost of writing NetCDF every step of a rollout, against the same rollout writing nothing.
 
 Figure ``overhead_fraction``: (time with the CF writer) / (time without) - 1, the
-committed built-in-world model, one member, interleaved and median of repeats.
+committed built-in-world model, one member, interleaved and median of repeats; one
+figure per NetCDF compression (``config.compression``; ``zlib`` is the default).
 """
 
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
 import torch
 
 from benchmarks.timing import emit, interleaved_medians, note
 from benchmarks.world_model import initial_states, no_forcing, world_stepper
-from emulator.io.layout import ForecastLayout
+from emulator.io.layout import Compression, ForecastLayout
 from emulator.io.output import forecast_output
 
 BENCH = "writer_overhead"
@@ -33,14 +36,19 @@ def run(quick: bool, device: torch.device) -> None:
             normalizer.denormalize(state).cpu().numpy()
 
     leads = [6.0 * (lead + 1) for lead in range(steps)]
-    layout = ForecastLayout(checkpoint.prognostic, {}, checkpoint.grid, pd.Timestamp("2000-01-01"), [0], leads, {})
+    compressions: tuple[Compression, ...] = get_args(Compression)
 
-    def writing() -> None:
-        with forecast_output(directory / "forecast.nc", layout) as writer:
+    def writing(compression: Compression) -> None:
+        layout = ForecastLayout(
+            checkpoint.prognostic, {}, checkpoint.grid, pd.Timestamp("2000-01-01"), [0], leads, {}, "cf", compression
+        )
+        with forecast_output(directory / f"forecast_{compression}.nc", layout) as writer:
             for lead, state in enumerate(stepper.rollout(initial, forcings)):
                 writer.write(lead, normalizer.denormalize(state).cpu().numpy())
 
-    times = interleaved_medians({"silent": silent, "writing": writing}, repeats, device)
-    note(f"{steps} steps: {times['writing']:.3f} s writing, {times['silent']:.3f} s silent")
+    runs = {"silent": silent} | {name: partial(writing, name) for name in compressions}
+    times = interleaved_medians(runs, repeats, device)
+    note(f"{steps} steps: " + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in times.items()))
     config = {"grid": list(checkpoint.grid.shape), "steps": steps, "model": checkpoint.config.model.name}
-    emit(BENCH, "overhead_fraction", times["writing"] / times["silent"] - 1.0, config, device)
+    for name in compressions:
+        emit(BENCH, "overhead_fraction", times[name] / times["silent"] - 1.0, config | {"compression": name}, device)

@@ -183,6 +183,7 @@ def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, st
         leads,
         attrs,
         job.config.forecast.naming,
+        job.config.forecast.compression,
     )
 
 

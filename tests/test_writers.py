@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,19 +10,29 @@ import xarray as xr
 
 from emulator.grid import Grid
 from emulator.io.forecast_reader import FIELD_DIMS, forecast_channels, open_forecast
-from emulator.io.layout import ForecastLayout
+from emulator.io.layout import Compression, ForecastLayout, Naming
 from emulator.io.output import forecast_output
 
 CHANNELS = ["geopotential@500", "geopotential@850", "2m_temperature"]
 GRID = Grid(8, 16)
 
 
-def write(path: Path, steps: int, fail_at: int | None = None, naming: str = "cf") -> np.ndarray:
+def write(
+    path: Path, steps: int, fail_at: int | None = None, naming: Naming = "cf", compression: Compression = "zlib"
+) -> np.ndarray:
     states = np.random.default_rng(0).normal(size=(steps, 2, 3, 8, 16)).astype(np.float32)
     attrs = {"2m_temperature": {"units": "K", "long_name": "2 metre temperature"}}
     leads = [6.0 * (lead + 1) for lead in range(steps)]
     layout = ForecastLayout(
-        CHANNELS, attrs, GRID, pd.Timestamp("2020-01-01T12"), [0, 1], leads, {"checkpoint_sha256": "abc"}, naming
+        CHANNELS,
+        attrs,
+        GRID,
+        pd.Timestamp("2020-01-01T12"),
+        [0, 1],
+        leads,
+        {"checkpoint_sha256": "abc"},
+        naming,
+        compression,
     )
     with forecast_output(path, layout) as writer:
         for lead in range(steps):
@@ -46,6 +57,19 @@ def test_forecast_file_is_cf_and_round_trips(tmp_path: Path) -> None:
         np.testing.assert_array_equal(channels["geopotential@850"].values[:, 0], states[:, :, 1].transpose(1, 0, 2, 3))
 
 
+@pytest.mark.parametrize(("compression", "filter_name"), [("zlib", "zlib"), ("zstd", "zstd"), ("none", None)])
+def test_each_compression_is_the_file_filter_and_round_trips(
+    tmp_path: Path, compression: Compression, filter_name: str | None
+) -> None:
+    states = write(tmp_path / "f.nc", steps=2, compression=compression)
+    with netCDF4.Dataset(tmp_path / "f.nc") as dataset:
+        filters = dataset.variables["geopotential"].filters()
+    assert [name for name in ("zlib", "zstd") if filters[name]] == ([filter_name] if filter_name else [])
+    with open_forecast(tmp_path / "f.nc") as ds:
+        read = forecast_channels(ds)["2m_temperature"].values[:, 0]
+    np.testing.assert_array_equal(read, states[:, :, 2].transpose(1, 0, 2, 3))
+
+
 def test_a_killed_write_leaves_no_file_that_looks_complete(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="killed"):
         write(tmp_path / "f.nc", steps=5, fail_at=2)
@@ -55,7 +79,7 @@ def test_a_killed_write_leaves_no_file_that_looks_complete(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("naming", ["cf", "weatherbench2"])
-def test_zarr_output_matches_netcdf_and_weatherbench2_names_read_back(tmp_path: Path, naming: str) -> None:
+def test_zarr_output_matches_netcdf_and_weatherbench2_names_read_back(tmp_path: Path, naming: Naming) -> None:
     states = write(tmp_path / "f.nc", steps=3, naming=naming)
     write(tmp_path / "f.zarr", steps=3, naming=naming)
     assert not (tmp_path / "f.zarr.partial").exists()

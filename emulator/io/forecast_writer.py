@@ -34,7 +34,14 @@ class ForecastWriter:
         for name, (dims, attrs) in layout.variables.items():
             chunks = [1] * (len(dims) - 2) + [grid.nlat, grid.nlon]
             variable = dataset.createVariable(
-                name, "f4", dims, zlib=True, complevel=1, chunksizes=chunks, fill_value=FILL
+                name,
+                "f4",
+                dims,
+                compression=None if layout.compression == "none" else layout.compression,
+                complevel=1,
+                shuffle=True,
+                chunksizes=chunks,
+                fill_value=FILL,
             )
             variable.setncatts(attrs)
         dataset.setncatts(layout.attrs)

@@ -5,6 +5,7 @@ by their store names, channels of one variable at several pressure levels sharin
 the ``level`` dimension (WeatherBench2's layout). With ``naming="weatherbench2"``
 the first three dimensions are called as WeatherBench2 forecasts call them:
 ``realization``, ``time`` (the initial time) and ``prediction_timedelta``.
+``compression`` is the NetCDF writer's filter (Zarr stores keep Zarr's default codec).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from emulator.grid import Grid
 
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
 Naming = Literal["cf", "weatherbench2"]
+Compression = Literal["zlib", "zstd", "none"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Target:
 
 
 class ForecastLayout:
-    """Dimensions, coordinates, variables and attributes of one initial time's forecast."""
+    """Dimensions, coordinates, variables, attributes and compression of one initial time's forecast."""
 
     def __init__(
         self,
@@ -64,8 +66,10 @@ class ForecastLayout:
         lead_hours: Sequence[float],
         attrs: Mapping[str, str],
         naming: Naming = "cf",
+        compression: Compression = "zlib",
     ) -> None:
         self.names = DIMENSION_NAMES[naming]
+        self.compression = compression
         self.grid = grid
         parsed = [Channel.parse(name) for name in channels]
         self.levels = sorted({c.level for c in parsed if c.level is not None})
