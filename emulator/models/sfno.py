@@ -64,12 +64,11 @@ class ChannelMLP(nn.Sequential):
     """``in -> hidden -> GELU -> out`` at every grid point: two 1x1 convolutions.
 
     On a CPU without autograd each sample runs as matrix products over chunks of
-    ``chunk_points`` grid points, so that the hidden features stay in cache and are
-    never allocated whole: there a fresh 30 MB tensor costs as much as the products
-    that fill it (page faults). A sample's chunks do not depend on the batch, so
-    neither do its bits. Measured in ``benchmarks/RESULTS.md``: that forward pass is
-    faster than the convolutions' at every grid and batch size we run, while their
-    backward is faster for training.
+    ``chunk_points`` grid points, so that the hidden features are never allocated
+    whole: there a fresh 30 MB tensor costs as much as the products that fill it
+    (page faults). A sample's chunks do not depend on the batch, so neither do its
+    bits. Measured in ``benchmarks/RESULTS.md``: that forward pass beats the
+    convolutions' on the benchmark grids, while their backward is faster for training.
     """
 
     chunk_points = 2048
