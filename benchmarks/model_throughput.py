@@ -2,11 +2,17 @@
 
 Both networks get the same grid, width, depth and truncation (scale factor 1,
 equiangular internal grid). Figures: ``speedup_inference`` and
-``speedup_training`` (reference time over ours), and ``flop_fraction`` (our
-FLOP/s over a large fp32 matmul's, FLOPs counted by ``torch.utils.flop_counter``).
+``speedup_training`` (reference time over ours), and ``flop_fraction`` (our fp32
+FLOP/s over a large fp32 matmul's, FLOPs counted by ``torch.utils.flop_counter``),
+each with the ``precision`` in its config: fp32, and bf16 autocast on CUDA (on a
+CPU only in quick mode, which keeps that path tested). On CUDA the full mode also
+times our SFNO at 1 degree with about 400M parameters: ``seconds_per_inference``
+and ``seconds_per_training_step``, per precision.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 from torch import nn
@@ -15,6 +21,7 @@ from torch_harmonics.examples.models.sfno import SphericalFourierNeuralOperator
 
 from benchmarks.timing import emit, interleaved_medians, note
 from emulator.grid import Grid
+from emulator.models.registry import parameter_count
 from emulator.models.sfno import SFNO, SFNOConfig
 
 BENCH = "model_throughput"
@@ -24,6 +31,8 @@ FULL = [
     {"nlat": 181, "nlon": 360, "channels": 20, "embed_dim": 128, "layers": 8},
 ]
 QUICK = [{"nlat": 32, "nlon": 64, "channels": 3, "embed_dim": 32, "layers": 2}]
+LARGE = {"nlat": 181, "nlon": 360, "channels": 73, "embed_dim": 512, "layers": 8}  # 1 degree, ~390M parameters
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def build_pair(case: dict[str, int], device: torch.device) -> tuple[nn.Module, nn.Module]:
@@ -63,38 +72,92 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def training_step(model: nn.Module, x: torch.Tensor) -> None:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Mixed precision in ``dtype``; ``None``: fp32 throughout."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def training_step(model: nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None) -> None:
     model.zero_grad(set_to_none=True)
-    model(x).square().mean().backward()
+    with autocast(x.device, dtype):
+        loss = model(x).float().square().mean()
+    loss.backward()
 
 
-def inference(model: nn.Module, x: torch.Tensor) -> None:
-    with torch.no_grad():
+def inference(model: nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    with torch.no_grad(), autocast(x.device, dtype):
         model(x)
 
 
-def compare(case: dict[str, int], device: torch.device, repeats: int, peak: float) -> None:
-    """Emit the three figures of one configuration."""
+def time_calls(
+    models: dict[str, nn.Module], x: torch.Tensor, dtype: torch.dtype | None, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Median seconds of an inference and of a training step of each model, interleaved."""
+    return {
+        "inference": interleaved_medians(
+            {name: partial(inference, model, x, dtype) for name, model in models.items()}, repeats, x.device
+        ),
+        "training": interleaved_medians(
+            {name: partial(training_step, model, x, dtype) for name, model in models.items()}, repeats, x.device
+        ),
+    }
+
+
+def emit_seconds(
+    times: dict[str, dict[str, float]], name: str, config: dict[str, object], device: torch.device
+) -> None:
+    """``seconds_per_inference`` and ``seconds_per_training_step`` of one timed model."""
+    emit(BENCH, "seconds_per_inference", times["inference"][name], config, device)
+    emit(BENCH, "seconds_per_training_step", times["training"][name], config, device)
+
+
+def compare(case: dict[str, int], device: torch.device, repeats: int, peak: float, precision: str) -> None:
+    """Emit the figures of one configuration at one precision."""
     torch.manual_seed(0)
     ours, reference = build_pair(case, device)
     x = torch.randn(1, case["channels"], case["nlat"], case["nlon"], device=device)
-    infer = interleaved_medians(
-        {"ours": lambda: inference(ours, x), "reference": lambda: inference(reference, x)}, repeats, device
-    )
-    train = interleaved_medians(
-        {"ours": lambda: training_step(ours, x), "reference": lambda: training_step(reference, x)}, repeats, device
-    )
+    dtype = PRECISIONS[precision]
+    config = case | {"precision": precision}
+    models = {"ours": ours, "reference": reference}
+    try:
+        inference(reference, x, dtype)
+    except RuntimeError as error:  # torch-harmonics 0.9.3's SHT builds complex numbers from bf16 halves
+        note(f"{case} {precision}: the reference does not run ({error}); ours timed alone")
+        del models["reference"]
+    times = time_calls(models, x, dtype, repeats)
     note(
-        f"{case}: inference ours {infer['ours'] * 1e3:.1f} ms, reference {infer['reference'] * 1e3:.1f} ms; "
-        f"training ours {train['ours'] * 1e3:.1f} ms, reference {train['reference'] * 1e3:.1f} ms"
+        f"{case} {precision}: "
+        + "; ".join(
+            f"{call} " + ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in medians.items())
+            for call, medians in times.items()
+        )
     )
-    emit(BENCH, "speedup_inference", infer["reference"] / infer["ours"], case, device)
-    emit(BENCH, "speedup_training", train["reference"] / train["ours"], case, device)
-    emit(BENCH, "flop_fraction", forward_flops(ours, x) / infer["ours"] / peak, case, device)
+    if "reference" in models:
+        for call, medians in times.items():
+            emit(BENCH, f"speedup_{call}", medians["reference"] / medians["ours"], config, device)
+    else:
+        emit_seconds(times, "ours", config, device)
+    if dtype is None:
+        emit(BENCH, "flop_fraction", forward_flops(ours, x) / times["inference"]["ours"] / peak, config, device)
+
+
+def time_large(device: torch.device, repeats: int, precision: str) -> None:
+    """Seconds per inference and per training step of our SFNO at 1 degree, about 400M parameters."""
+    torch.manual_seed(0)
+    config = SFNOConfig(embed_dim=LARGE["embed_dim"], num_layers=LARGE["layers"])
+    model = SFNO(config, LARGE["channels"], LARGE["channels"], Grid(LARGE["nlat"], LARGE["nlon"])).to(device)
+    x = torch.randn(1, LARGE["channels"], LARGE["nlat"], LARGE["nlon"], device=device)
+    times = time_calls({"ours": model}, x, PRECISIONS[precision], repeats)
+    emit_seconds(times, "ours", LARGE | {"precision": precision, "parameters": parameter_count(model)}, device)
 
 
 def run(quick: bool, device: torch.device) -> None:
     peak = matmul_flop_rate(device)
     note(f"fp32 matmul: {peak / 1e9:.1f} GFLOP/s")
+    precisions = list(PRECISIONS) if device.type == "cuda" or quick else ["fp32"]
     for case in QUICK if quick else FULL:
-        compare(case, device, repeats=3 if quick else 7, peak=peak)
+        for precision in precisions:
+            compare(case, device, repeats=3 if quick else 7, peak=peak, precision=precision)
+    if device.type == "cuda" and not quick:
+        for precision in precisions:
+            time_large(device, repeats=5, precision=precision)
