@@ -39,7 +39,7 @@ class ForecastWriter:
                 dims,
                 compression=None if layout.compression == "none" else layout.compression,
                 complevel=1,
-                shuffle=True,
+                shuffle=True,  # netCDF4 applies the byte shuffle with zlib only
                 chunksizes=chunks,
                 fill_value=FILL,
             )
