@@ -197,8 +197,8 @@ class ForecastConfig(Strict):
     )
     compression: Literal["zlib", "zstd", "none"] = Field(
         "zlib",
-        description="NetCDF filter at level 1 (zlib after a byte shuffle): zlib is read everywhere; zstd writes about 3x "
-        "faster but its readers need netCDF-C 4.9+ with the filter plugins (the netCDF4 wheels have them)",
+        description="NetCDF filter at level 1 (zlib after a byte shuffle): zlib is read everywhere; zstd writes "
+        "about 3x faster but its readers need netCDF-C 4.9+ with the filter plugins (the netCDF4 wheels have them)",
     )
 
 
