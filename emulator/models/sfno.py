@@ -91,7 +91,8 @@ class ChannelMLP(nn.Sequential):
             torch.cat([layers(points) for points in sample.split(self.chunk_points, dim=1)], dim=1)
             for sample in x.flatten(2)
         ]
-        return torch.stack(samples).view(len(x), -1, *x.shape[2:])
+        out = samples[0][None] if len(samples) == 1 else torch.stack(samples)  # one sample: no copy
+        return out.view(len(x), -1, *x.shape[2:])
 
 
 def channel_mlp(in_channels: int, hidden: int, out_channels: int, hidden_layer: bool) -> nn.Module:
