@@ -97,16 +97,20 @@ class _Producer(threading.Thread):
     def run(self) -> None:
         try:
             for window in self.stream:
-                while not self.stopped.is_set():
-                    try:
-                        self.windows.put(window, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stopped.is_set():
+                if not self._offer(window):
                     return
         except BaseException as error:  # handed to the consumer, which re-raises it
-            self.windows.put(error)
+            self._offer(error)
+
+    def _offer(self, item: torch.Tensor | BaseException) -> bool:
+        """Queue ``item`` unless stopped first (a full queue never blocks :meth:`OnlineBatches.close`)."""
+        while not self.stopped.is_set():
+            try:
+                self.windows.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def take(self) -> torch.Tensor:
         item = self.windows.get()
@@ -175,5 +179,8 @@ class OnlineBatches:
             yield state, state.new_zeros(*state.shape[:2], 0, *state.shape[-2:])
 
     def close(self) -> None:
+        """Stop the producer and wait for it: a thread still inside the solver when the
+        interpreter exits aborts the process (``terminate called without an active exception``)."""
         if self.producer is not None:
             self.producer.stopped.set()
+            self.producer.join()
