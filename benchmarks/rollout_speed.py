@@ -102,14 +102,16 @@ def era5_controls(channels: list[str], world_controls: StepperConfig) -> Stepper
 def era5_stepper(grid: Grid, world_controls: StepperConfig) -> tuple[Stepper, int]:
     """The untrained network of ``configs/era5_240x121.yaml`` on ``grid``, and its number of forcings.
 
-    The statistics are unit (store units are normalized units) with tendencies a tenth
-    of the spread, so that the untrained network's steps stay small.
+    The statistics are unit (store units are normalized units) and the tendencies zero,
+    so the state stays the initial one whatever the untrained network outputs (its
+    steps would trip the divergence guard within two steps): the time is the
+    network's and the controls', which do not depend on the values.
     """
     config = load_config(ROOT / "configs" / "era5_240x121.yaml")
     channels = config.data.prognostic
     model = config.model.build(len(channels) + len(config.data.forcing), len(channels), grid)
     ones = np.ones(len(channels))
-    normalizer = Normalizer(tuple(channels), 0.0 * ones, ones, 0.1 * ones)
+    normalizer = Normalizer(tuple(channels), 0.0 * ones, ones, 0.0 * ones)
     stepper = Stepper(model, normalizer, era5_controls(channels, world_controls), grid)
     return stepper, len(config.data.forcing)
 
