@@ -5,7 +5,14 @@ noise, generator seeds; see :mod:`emulator.members`) is stored in the output's
 ``member_recipes`` attribute (JSON), and :func:`roll_out_recipes` re-runs any of
 them exactly. Members sharing a checkpoint and a lag are batched; unless the
 config gives a batch size, it is chosen to fit half the device's free memory (at
-most 8 members on a CPU).
+most 8 members on a CPU), and it is recorded as ``member_batch_size``.
+
+On a CPU a member's bits do not depend on its batch (the SFNO runs each sample
+alone there). On a GPU the batch runs whole, and a member's bits depend on the
+batch size, though not on the other members or their order (measured on an H100;
+benchmarks/RESULTS.md). So there every batch is padded to the recorded size with
+copies of its last member, run but not written, and a reproduction runs its
+members in batches of that size too.
 """
 
 from __future__ import annotations
@@ -67,6 +74,11 @@ def member_batch_size(job: ForecastJob, members: int) -> int:
     return max(1, min(members, fitting, limit))
 
 
+def pads_batches(device: torch.device) -> bool:
+    """Whether a batch's size changes its members' bits on ``device``: the SFNO runs batches whole off the CPU."""
+    return device.type != "cpu"
+
+
 def prepare_checkpoints(config: Config, paths: Sequence[str], options: RolloutOptions) -> dict[str, ForecastJob]:
     """One forecast job per checkpoint; all must predict the same channels on the same grid."""
     jobs = {path: prepare_forecast(config, dataclasses.replace(options, checkpoint=path)) for path in paths}
@@ -83,7 +95,10 @@ def prepare_checkpoints(config: Config, paths: Sequence[str], options: RolloutOp
 def _batches(
     jobs: dict[str, ForecastJob], recipes: Sequence[MemberRecipe], member_ids: Sequence[int], batch_size: int
 ) -> Iterator[MemberBatch]:
-    """Batches of members sharing a checkpoint and a lag, their initial states made when needed."""
+    """Batches of members sharing a checkpoint and a lag, their initial states made when needed.
+
+    Where :func:`pads_batches`, a short batch is filled up with copies of its last member.
+    """
     perturbations = {path: Perturbations(job) for path, job in jobs.items()}
     rows = {member: row for row, member in enumerate(member_ids)}
 
@@ -95,18 +110,20 @@ def _batches(
         for first in range(0, len(members), batch_size):
             chunk = members[first : first + batch_size]
             job = jobs[path]
+            written = np.array([rows[r.member] for r in chunk])
+            if pads_batches(job.device):
+                chunk += [chunk[-1]] * (batch_size - len(chunk))
             initial = torch.stack([initial_state(job, r, perturbations[path]) for r in chunk])
             noise = ModelNoise(chunk, perturbations[path])
             ids = [r.member for r in chunk]
-            yield MemberBatch(job, initial, ids, np.array([rows[m] for m in ids]), lag, noise if noise.active else None)
+            yield MemberBatch(job, initial, ids, written, lag, noise if noise.active else None)
 
 
 def _roll_out(
-    jobs: dict[str, ForecastJob], recipes: Sequence[MemberRecipe], path: Path, attrs: dict[str, str], batch: int | None
+    jobs: dict[str, ForecastJob], recipes: Sequence[MemberRecipe], path: Path, attrs: dict[str, str], batch_size: int
 ) -> Path:
     first = next(iter(jobs.values()))
     member_ids = [r.member for r in recipes]
-    batch_size = batch or member_batch_size(first, len(recipes))
     layout = forecast_layout(first, member_ids, attrs)
     return write_rollouts(path, layout, _batches(jobs, recipes, member_ids, batch_size), first.steps)
 
@@ -116,16 +133,26 @@ def _recorded(recipes: Sequence[MemberRecipe]) -> str:
 
 
 def roll_out_recipes(
-    config: Config, recipes: Sequence[MemberRecipe], path: Path, options: RolloutOptions = RolloutOptions()
+    config: Config,
+    recipes: Sequence[MemberRecipe],
+    path: Path,
+    options: RolloutOptions = RolloutOptions(),
+    batch_size: int | None = None,
 ) -> Path:
-    """Roll out exactly the members of ``recipes`` (e.g. read back from an output) into ``path``."""
+    """Roll out exactly the members of ``recipes`` (e.g. read back from an output) into ``path``.
+
+    ``batch_size`` (default: the config's, else as many as fit) must be the
+    ensemble's ``member_batch_size`` for the same bits where :func:`pads_batches`.
+    """
     paths = list(dict.fromkeys(r.checkpoint for r in recipes))
     for recipe in recipes:
         if file_hash(recipe.checkpoint) != recipe.checkpoint_sha256:
             raise EmulatorError(f"member {recipe.member}: {recipe.checkpoint} is not the checkpoint of its recipe")
     jobs = prepare_checkpoints(config, paths, options)
-    attrs = jobs[paths[0]].attrs("ensemble") | {"member_recipes": _recorded(recipes)}
-    return _roll_out(jobs, recipes, path, attrs, config.ensemble.batch_size)
+    first = jobs[paths[0]]
+    batch_size = batch_size or config.ensemble.batch_size or member_batch_size(first, len(recipes))
+    attrs = first.attrs("ensemble") | {"member_recipes": _recorded(recipes), "member_batch_size": str(batch_size)}
+    return _roll_out(jobs, recipes, path, attrs, batch_size)
 
 
 def reproduce_members(
@@ -137,13 +164,14 @@ def reproduce_members(
     """
     with open_forecast(ensemble) as forecast:
         recorded = json.loads(forecast.attrs.get("member_recipes", "[]"))
+        batch_size = int(forecast.attrs.get("member_batch_size", 0)) or None
     recipes = {recipe["member"]: MemberRecipe.model_validate(recipe) for recipe in recorded}
     missing = sorted(set(member_ids) - set(recipes))
     if missing:
         raise EmulatorError(f"{ensemble}: no recipe for members {missing}")
     name = "_".join(str(member) for member in member_ids)
     path = output_directory(config, options) / f"members_{name}_{Path(ensemble).stem}.nc"
-    return roll_out_recipes(config, [recipes[member] for member in member_ids], path, options)
+    return roll_out_recipes(config, [recipes[member] for member in member_ids], path, options, batch_size)
 
 
 def run_ensemble(
@@ -159,8 +187,10 @@ def run_ensemble(
     jobs = prepare_checkpoints(config, paths, options)
     recipes = ensemble_recipes(settings, members or settings.members, [(p, file_hash(p)) for p in paths])
     first = jobs[paths[0]]
+    batch_size = settings.batch_size or member_batch_size(first, len(recipes))  # the same on every rank
     attrs = first.attrs("ensemble") | {
         "member_recipes": _recorded(recipes),
+        "member_batch_size": str(batch_size),
         "checkpoints": json.dumps({p: file_hash(p) for p in paths}),
     }
     out_dir = output_directory(config, options)
@@ -168,12 +198,12 @@ def run_ensemble(
     path = out_dir / f"ensemble_{stamp}.{'zarr' if settings.output_format == 'zarr' else 'nc'}"
     rank, world = member_ranks()
     if world == 1:
-        _roll_out(jobs, recipes, path, attrs, settings.batch_size)
+        _roll_out(jobs, recipes, path, attrs, batch_size)
     else:
         mine = recipes[rank::world]
         LOG.info("rank %d of %d: members %s", rank, world, [r.member for r in mine])
         if mine:
-            _roll_out(jobs, mine, part_path(path, rank), attrs, settings.batch_size)
+            _roll_out(jobs, mine, part_path(path, rank), attrs, batch_size)
         barrier(world)
         if rank == 0:
             layout = forecast_layout(first, [r.member for r in recipes], attrs)

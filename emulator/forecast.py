@@ -150,7 +150,9 @@ class MemberBatch:
     ``initial`` ``(member, channel, lat, lon)`` is the normalized state ``lag``
     steps before the forecast's initial time; the first ``lag`` steps are run but
     not written, so every member is written at the same valid times. ``noise``,
-    if given, perturbs the state after each step (model noise).
+    if given, perturbs the state after each step (model noise). Members past
+    ``len(rows)`` only pad the batch (:func:`emulator.ensemble.pads_batches`): they
+    are run, never yielded.
     """
 
     job: ForecastJob
@@ -167,7 +169,7 @@ class MemberBatch:
         states = job.stepper.rollout(self.initial, forcings, self.member_ids, self.noise)
         for step, state in enumerate(states, start=1):
             if step > self.lag:
-                yield state
+                yield state[: len(self.rows)]
 
 
 def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, str]) -> ForecastLayout:
@@ -197,12 +199,12 @@ def write_rollouts(path: Path, layout: ForecastLayout, batches: Iterable[MemberB
     with forecast_output(path, layout) as writer:
         with tqdm(total=members * steps, desc=path.stem, unit="member-step") as progress:
             for batch in batches:
-                ids = "members " + ",".join(str(member) for member in batch.member_ids)
+                ids = "members " + ",".join(str(member) for member in batch.member_ids[: len(batch.rows)])
                 LOG.info("%s: %d steps (%d lagged)", ids, steps, batch.lag)
                 try:
                     for lead, state in enumerate(batch.states()):
                         writer.write(lead, batch.job.normalizer.denormalize(state).cpu().numpy(), batch.rows)
-                        progress.update(len(batch.member_ids))
+                        progress.update(len(batch.rows))
                 except DivergenceError as error:
                     writer.set_status(f"{ids}: {error}")
                     raise EmulatorError(f"{error} ({ids}); steps before it are in {path}.partial") from None

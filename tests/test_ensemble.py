@@ -14,11 +14,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import xarray as xr
 
+from emulator import ensemble
 from emulator.breeding import bred_vector, rescale
 from emulator.checkpoint import file_hash, load_checkpoint
 from emulator.cli import main
 from emulator.config import Config, load_config
-from emulator.ensemble import roll_out_recipes, run_ensemble
+from emulator.ensemble import reproduce_members, roll_out_recipes, run_ensemble
 from emulator.errors import EmulatorError
 from emulator.forecast import RolloutOptions, prepare_forecast, run_forecast
 from emulator.io.forecast_reader import open_forecast
@@ -213,3 +214,26 @@ def test_members_spread_over_two_gloo_ranks_equal_the_single_process_ensemble(
         assert got.member.values.tolist() == [0, 1, 2, 3, 4]
         for name in expected.data_vars:
             np.testing.assert_array_equal(got[name].values, expected[name].values)
+
+
+def test_padded_batches_write_only_their_members_and_record_the_batch_size(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU a member's bits depend on its batch's size, so short batches are padded there.
+
+    The CPU runs each sample alone, so padding must change nothing that is written.
+    """
+    config = ensemble_config(trained, *NOISY)  # lag 0: members 0, 2 and 4: the batch of member 4 is short
+    plain = run_ensemble(config, members=5, options=options(tmp_path / "plain"))["ensemble"]
+    monkeypatch.setattr(ensemble, "pads_batches", lambda device: True)
+    padded = run_ensemble(config, members=5, options=options(tmp_path / "padded"))["ensemble"]
+    with open_forecast(plain) as expected, open_forecast(padded) as got:
+        assert got.attrs["member_batch_size"] == "2"
+        assert got.member.values.tolist() == [0, 1, 2, 3, 4]
+        for name in expected.data_vars:
+            np.testing.assert_array_equal(got[name].values, expected[name].values)
+    unbatched = load_config(trained[0])  # no batch size: the reproduction takes the recorded one
+    alone = reproduce_members(unbatched, padded, [4], options(tmp_path / "alone"))
+    with open_forecast(alone) as got, open_forecast(plain) as expected:
+        assert got.attrs["member_batch_size"] == "2"
+        np.testing.assert_array_equal(got.geopotential.values[0], expected.geopotential.values[4])

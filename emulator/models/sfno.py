@@ -118,11 +118,14 @@ class SpectralConvolution(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Transforms and the complex contraction run in fp32, also under autocast.
 
-        In eval mode each sample runs alone: BLAS and FFT kernels are chosen by
-        shape, so batched, a forecast member's last bits would depend on how many
-        members share its batch, and members could not be reproduced exactly.
+        On a CPU in eval mode each sample runs alone: BLAS and FFT kernels are chosen
+        by shape, so batched, a forecast member's last bits would depend on how many
+        members share its batch. On a GPU that loop would launch every kernel once
+        per sample (64 members of the world model: 36 times one member's time on an
+        H100, against 1.4 batched), so there the batch runs whole, and ensembles pad
+        their batches to one size (:func:`emulator.ensemble.pads_batches`).
         """
-        if not self.training and len(x) > 1:
+        if not self.training and x.device.type == "cpu" and len(x) > 1:
             return torch.cat([self(sample) for sample in x.split(1)])
         dtype = x.dtype
         with torch.autocast(device_type=x.device.type, enabled=False):
