@@ -2,7 +2,9 @@
 
 Figure ``overhead_fraction``: (time with the CF writer) / (time without) - 1, the
 committed built-in-world model, one member, interleaved and median of repeats; one
-figure per NetCDF compression (``config.compression``; ``zlib`` is the default).
+figure per NetCDF compression (``config.compression``; ``zlib`` is the default) and
+per way of writing (``config.background``: in a thread beside the rollout, as
+forecasts do off the CPU, or inline, as they do on a CPU).
 """
 
 from __future__ import annotations
@@ -38,17 +40,23 @@ def run(quick: bool, device: torch.device) -> None:
     leads = [6.0 * (lead + 1) for lead in range(steps)]
     compressions: tuple[Compression, ...] = get_args(Compression)
 
-    def writing(compression: Compression) -> None:
+    def writing(compression: Compression, background: bool) -> None:
         layout = ForecastLayout(
             checkpoint.prognostic, {}, checkpoint.grid, pd.Timestamp("2000-01-01"), [0], leads, {}, "cf", compression
         )
-        with forecast_output(directory / f"forecast_{compression}.nc", layout) as writer:
+        with forecast_output(directory / f"forecast_{compression}.nc", layout, background) as writer:
             for lead, state in enumerate(stepper.rollout(initial, forcings)):
                 writer.write(lead, normalizer.denormalize(state).cpu().numpy())
 
-    runs = {"silent": silent} | {name: partial(writing, name) for name in compressions}
+    variants = {
+        (name, background): f"{name} thread" if background else name
+        for name in compressions
+        for background in (False, True)
+    }
+    runs = {"silent": silent} | {label: partial(writing, *variant) for variant, label in variants.items()}
     times = interleaved_medians(runs, repeats, device)
     note(f"{steps} steps: " + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in times.items()))
     config = {"grid": list(checkpoint.grid.shape), "steps": steps, "model": checkpoint.config.model.name}
-    for name in compressions:
-        emit(BENCH, "overhead_fraction", times[name] / times["silent"] - 1.0, config | {"compression": name}, device)
+    for (name, background), label in variants.items():
+        figure_config = config | {"compression": name, "background": background}
+        emit(BENCH, "overhead_fraction", times[label] / times["silent"] - 1.0, figure_config, device)

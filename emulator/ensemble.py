@@ -125,7 +125,7 @@ def _roll_out(
     first = next(iter(jobs.values()))
     member_ids = [r.member for r in recipes]
     layout = forecast_layout(first, member_ids, attrs)
-    return write_rollouts(path, layout, _batches(jobs, recipes, member_ids, batch_size), first.steps)
+    return write_rollouts(path, layout, _batches(jobs, recipes, member_ids, batch_size), first.steps, first.device)
 
 
 def _recorded(recipes: Sequence[MemberRecipe]) -> str:

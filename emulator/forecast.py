@@ -189,14 +189,18 @@ def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, st
     )
 
 
-def write_rollouts(path: Path, layout: ForecastLayout, batches: Iterable[MemberBatch], steps: int) -> Path:
-    """Roll out each batch of members and write it lead step by lead step.
+def write_rollouts(
+    path: Path, layout: ForecastLayout, batches: Iterable[MemberBatch], steps: int, device: torch.device
+) -> Path:
+    """Roll out each batch of members on ``device`` and write it lead step by lead step.
 
     A divergence stops the job, and the steps written before it stay readable in
-    the ``.partial`` file.
+    the ``.partial`` file. Off the CPU the writing runs in a thread beside the
+    rollout; on a CPU, whose cores the rollout keeps busy, that was slower
+    (benchmarks/RESULTS.md).
     """
     members = len(layout.coordinates[0].values)
-    with forecast_output(path, layout) as writer:
+    with forecast_output(path, layout, background=device.type != "cpu") as writer:
         with tqdm(total=members * steps, desc=path.stem, unit="member-step") as progress:
             for batch in batches:
                 ids = "members " + ",".join(str(member) for member in batch.member_ids[: len(batch.rows)])
@@ -223,6 +227,6 @@ def run_forecast(config: Config, options: RolloutOptions = RolloutOptions()) -> 
     stamp = job.init.strftime("%Y%m%dT%H%M")
     batch = MemberBatch(job, job.initial_state(), [0], np.arange(1))
     layout = forecast_layout(job, [0], job.attrs("forecast"))
-    forecast_path = write_rollouts(out_dir / f"forecast_{stamp}.nc", layout, [batch], job.steps)
+    forecast_path = write_rollouts(out_dir / f"forecast_{stamp}.nc", layout, [batch], job.steps, job.device)
     spectra_path = write_spectra(forecast_path, out_dir / f"spectra_{stamp}.nc")
     return {"forecast": forecast_path, "spectra": spectra_path}

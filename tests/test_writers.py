@@ -18,7 +18,12 @@ GRID = Grid(8, 16)
 
 
 def write(
-    path: Path, steps: int, fail_at: int | None = None, naming: Naming = "cf", compression: Compression = "zlib"
+    path: Path,
+    steps: int,
+    fail_at: int | None = None,
+    naming: Naming = "cf",
+    compression: Compression = "zlib",
+    background: bool = False,
 ) -> np.ndarray:
     states = np.random.default_rng(0).normal(size=(steps, 2, 3, 8, 16)).astype(np.float32)
     attrs = {"2m_temperature": {"units": "K", "long_name": "2 metre temperature"}}
@@ -34,7 +39,7 @@ def write(
         naming,
         compression,
     )
-    with forecast_output(path, layout) as writer:
+    with forecast_output(path, layout, background) as writer:
         for lead in range(steps):
             if lead == fail_at:
                 raise RuntimeError("killed")
@@ -43,8 +48,9 @@ def write(
     return states
 
 
-def test_forecast_file_is_cf_and_round_trips(tmp_path: Path) -> None:
-    states = write(tmp_path / "f.nc", steps=3)
+@pytest.mark.parametrize("background", [False, True])
+def test_forecast_file_is_cf_and_round_trips(tmp_path: Path, background: bool) -> None:
+    states = write(tmp_path / "f.nc", steps=3, background=background)
     with open_forecast(tmp_path / "f.nc") as ds:
         assert ds.attrs["Conventions"].startswith("CF-") and ds.attrs["checkpoint_sha256"] == "abc"
         assert ds.geopotential.dims == ("member", "init_time", "lead_time", "level", "latitude", "longitude")
@@ -70,12 +76,25 @@ def test_each_compression_is_the_file_filter_and_round_trips(
     np.testing.assert_array_equal(read, states[:, :, 2].transpose(1, 0, 2, 3))
 
 
-def test_a_killed_write_leaves_no_file_that_looks_complete(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_a_killed_write_leaves_no_file_that_looks_complete(tmp_path: Path, background: bool) -> None:
     with pytest.raises(RuntimeError, match="killed"):
-        write(tmp_path / "f.nc", steps=5, fail_at=2)
+        write(tmp_path / "f.nc", steps=5, fail_at=2, background=background)
     assert not (tmp_path / "f.nc").exists()
     with xr.open_dataset(tmp_path / "f.nc.partial", decode_timedelta=True) as partial:
         assert partial.sizes["lead_time"] == 2, "what was written so far stays readable"
+
+
+def test_a_failed_background_write_is_raised_in_the_caller_and_keeps_the_steps_before(tmp_path: Path) -> None:
+    layout = ForecastLayout(CHANNELS, {}, GRID, pd.Timestamp("2020-01-01"), [0], [6.0, 12.0, 18.0], {})
+    good = np.zeros((1, 3, 8, 16), np.float32)
+    with pytest.raises(ValueError), forecast_output(tmp_path / "f.nc", layout, background=True) as writer:
+        writer.write(0, good)
+        writer.write(1, good[:, :, :4])  # half a grid: fails in the writer's thread
+        writer.write(2, good)  # raises here, or when the block ends
+    assert not (tmp_path / "f.nc").exists()
+    with xr.open_dataset(tmp_path / "f.nc.partial", decode_timedelta=True) as partial:
+        assert partial.sizes["lead_time"] == 1
 
 
 @pytest.mark.parametrize("naming", ["cf", "weatherbench2"])

@@ -47,11 +47,14 @@ class ForecastWriter:
         dataset.setncatts(layout.attrs)
 
     def write(self, lead_index: int, state: np.ndarray, members: np.ndarray | slice = slice(None)) -> None:
-        """Write one lead step of ``members`` (rows of the member dimension); ``state`` in physical units."""
-        self.dataset.variables[self.layout.names.lead_time][lead_index] = self._lead_hours[lead_index]
+        """Write one lead step of ``members`` (rows of the member dimension); ``state`` in physical units.
+
+        The lead time's coordinate comes last: it marks a step whose fields are written.
+        """
         for channel_index, target in enumerate(self.layout.targets):
             region = self.layout.region(members, lead_index, target)
             self.dataset.variables[target.variable][region] = state[:, channel_index]
+        self.dataset.variables[self.layout.names.lead_time][lead_index] = self._lead_hours[lead_index]
         self.dataset.sync()
 
     def set_status(self, status: str) -> None:
