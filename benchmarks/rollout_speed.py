@@ -41,8 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SECONDS_PER_YEAR = 365 * 86_400
 ERA5_GRIDS = {"1deg": (181, 360), "0.25deg": (721, 1440)}
 ERA5_QUICK_GRIDS = {"32x64": (32, 64)}
-
-
 ERA5_INTERVAL_HOURS = 6
 
 
