@@ -85,6 +85,23 @@ def test_a_killed_write_leaves_no_file_that_looks_complete(tmp_path: Path, backg
         assert partial.sizes["lead_time"] == 2, "what was written so far stays readable"
 
 
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_a_variables_levels_listed_in_any_order_go_to_their_levels(tmp_path: Path, suffix: str) -> None:
+    channels = ["geopotential@850", "2m_temperature", "geopotential@250", "geopotential@500"]
+    layout = ForecastLayout(channels, {}, GRID, pd.Timestamp("2020-01-01"), [0, 1], [6.0], {})
+    assert [(t.variable, t.channels, t.level_indices) for t in layout.targets] == [
+        ("geopotential", [0, 2, 3], [2, 0, 1]), ("2m_temperature", [1], None),
+    ]  # fmt: skip
+    state = np.random.default_rng(1).normal(size=(2, 4, 8, 16)).astype(np.float32)
+    with forecast_output(tmp_path / f"f{suffix}", layout) as writer:
+        writer.write(0, state[1:], np.array([1]))
+        writer.write(0, state[:1], np.array([0]))
+    with open_forecast(tmp_path / f"f{suffix}") as ds:
+        read = forecast_channels(ds)
+        for index, channel in enumerate(channels):
+            np.testing.assert_array_equal(read[channel].values[:, 0, 0], state[:, index])
+
+
 def test_a_failed_background_write_is_raised_in_the_caller_and_keeps_the_steps_before(tmp_path: Path) -> None:
     layout = ForecastLayout(CHANNELS, {}, GRID, pd.Timestamp("2020-01-01"), [0], [6.0, 12.0, 18.0], {})
     good = np.zeros((1, 3, 8, 16), np.float32)

@@ -51,9 +51,9 @@ class ForecastWriter:
 
         The lead time's coordinate comes last: it marks a step whose fields are written.
         """
-        for channel_index, target in enumerate(self.layout.targets):
+        for target in self.layout.targets:
             region = self.layout.region(members, lead_index, target)
-            self.dataset.variables[target.variable][region] = state[:, channel_index]
+            self.dataset.variables[target.variable][region] = target.values(state)
         self.dataset.variables[self.layout.names.lead_time][lead_index] = self._lead_hours[lead_index]
         self.dataset.sync()
 

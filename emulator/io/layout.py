@@ -47,10 +47,26 @@ class Coordinate:
 
 @dataclass(frozen=True)
 class Target:
-    """Where channel ``i`` of a state goes: a variable, and its level index if it has levels."""
+    """Where some channels of a state go: one variable, and each one's level index if it has levels.
+
+    A variable's channels are written in one call (a 13-level variable: one, not 13).
+    """
 
     variable: str
-    level_index: int | None
+    channels: list[int]
+    level_indices: list[int] | None
+
+    def values(self, state: np.ndarray) -> np.ndarray:
+        """This variable's part of ``state`` ``(member, channel, lat, lon)``, shaped as its region."""
+        return state[:, self.channels] if self.level_indices is not None else state[:, self.channels[0]]
+
+    def levels(self) -> slice | np.ndarray:
+        """The level index: a slice where the levels are consecutive (the fast case)."""
+        assert self.level_indices is not None
+        first = self.level_indices[0]
+        if self.level_indices == list(range(first, first + len(self.level_indices))):
+            return slice(first, first + len(self.level_indices))
+        return np.asarray(self.level_indices)
 
 
 class ForecastLayout:
@@ -103,8 +119,8 @@ class ForecastLayout:
                 )
             )
         self.variables: dict[str, tuple[tuple[str, ...], dict[str, str | int | float]]] = {}
-        self.targets: list[Target] = []
-        for channel in parsed:
+        targets: dict[str, Target] = {}
+        for index, channel in enumerate(parsed):
             if channel.variable not in self.variables:
                 level = ("level",) if channel.level is not None else ()
                 dims = (names.member, names.init_time, names.lead_time, *level, "latitude", "longitude")
@@ -113,8 +129,12 @@ class ForecastLayout:
                     dims,
                     {k: v for k, v in stored.items() if isinstance(v, (str, int, float))},
                 )
-            index = self.levels.index(channel.level) if channel.level is not None else None
-            self.targets.append(Target(channel.variable, index))
+                targets[channel.variable] = Target(channel.variable, [], [] if channel.level is not None else None)
+            target = targets[channel.variable]
+            target.channels.append(index)
+            if target.level_indices is not None and channel.level is not None:
+                target.level_indices.append(self.levels.index(channel.level))
+        self.targets = list(targets.values())
         self.attrs = {"Conventions": "CF-1.8", "featureType": "grid", **attrs}
 
     def dimension_sizes(self) -> dict[str, int]:
@@ -123,6 +143,6 @@ class ForecastLayout:
     def region(
         self, members: np.ndarray | slice, lead_index: int, target: Target
     ) -> tuple[np.ndarray | slice | int, ...]:
-        """The index of one channel's lead step of ``members`` in its variable."""
-        level = () if target.level_index is None else (target.level_index,)
+        """The index of one variable's lead step of ``members``: where :meth:`Target.values` goes."""
+        level = () if target.level_indices is None else (target.levels(),)
         return (members, 0, lead_index, *level)

@@ -46,10 +46,10 @@ class ZarrForecastWriter:
 
     def write(self, lead_index: int, state: np.ndarray, members: np.ndarray | slice = slice(None)) -> None:
         """Write one lead step of ``members`` (rows of the member dimension); ``state`` in physical units."""
-        for channel_index, target in enumerate(self.layout.targets):
+        for target in self.layout.targets:
             array = self.group[target.variable]
             assert isinstance(array, zarr.Array)
-            array.oindex[self.layout.region(members, lead_index, target)] = state[:, channel_index]
+            array.oindex[self.layout.region(members, lead_index, target)] = target.values(state)
 
     def set_status(self, status: str) -> None:
         self.group.attrs["rollout_status"] = status
