@@ -71,6 +71,11 @@ class ForecastJob:
             raise EmulatorError(f"{self.source.store}: time index {index} is outside the store's {len(self.source)}")
         return self.normalizer.normalize(torch.from_numpy(self.source.read([index]))).to(self.device)
 
+    def written_steps(self) -> range:
+        """The steps whose states are written: every ``forecast.output_every``-th, the last included."""
+        every = self.config.forecast.output_every
+        return range(every, self.steps + 1, every)
+
     def initial_state(self) -> torch.Tensor:
         """The normalized state at the initial time, ``(1, channel, lat, lon)``."""
         return self.state_at(self.start)
@@ -137,6 +142,9 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     stepper = Stepper(loaded.model, prognostic, controls, loaded.grid, loaded.residual_statistics).to(target).eval()
     interval = time_step(source.times)
     steps = lead_steps(options.lead or settings.lead_steps, interval)
+    if steps % settings.output_every:
+        every = settings.output_every
+        raise EmulatorError(f"lead of {steps} steps is not a whole number of forecast.output_every={every}")
     start = source.time_index(init)
     return ForecastJob(
         config, checkpoint_path, loaded, source, forcing_source, init, start, steps, interval, target, stepper
@@ -175,7 +183,7 @@ class MemberBatch:
 def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, str]) -> ForecastLayout:
     """The output layout of ``job``'s lead times for ``member_ids``."""
     hours = job.interval / pd.Timedelta(hours=1)
-    leads = [hours * (lead + 1) for lead in range(job.steps)]
+    leads = [hours * step for step in job.written_steps()]
     return ForecastLayout(
         job.loaded.prognostic,
         job.source.attrs,
@@ -194,6 +202,8 @@ def write_rollouts(
 ) -> Path:
     """Roll out each batch of members on ``device`` and write it lead step by lead step.
 
+    Every ``forecast.output_every``-th step is written (the others are not copied off the device).
+
     A divergence stops the job, and the steps written before it stay readable in
     the ``.partial`` file. Off the CPU the writing runs in a thread beside the
     rollout; on a CPU, whose cores the rollout keeps busy, that was slower
@@ -205,9 +215,12 @@ def write_rollouts(
             for batch in batches:
                 ids = "members " + ",".join(str(member) for member in batch.member_ids[: len(batch.rows)])
                 LOG.info("%s: %d steps (%d lagged)", ids, steps, batch.lag)
+                every = batch.job.config.forecast.output_every
                 try:
-                    for lead, state in enumerate(batch.states()):
-                        writer.write(lead, batch.job.normalizer.denormalize(state).cpu().numpy(), batch.rows)
+                    for step, state in enumerate(batch.states(), start=1):
+                        if step % every == 0:
+                            lead = step // every - 1
+                            writer.write(lead, batch.job.normalizer.denormalize(state).cpu().numpy(), batch.rows)
                         progress.update(len(batch.rows))
                 except DivergenceError as error:
                     writer.set_status(f"{ids}: {error}")

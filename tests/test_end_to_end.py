@@ -52,6 +52,22 @@ def test_forecast_spectra_plot_evaluate(
         assert (scores.rmse_persistence.isel(lead_time=0) > 0).all()
 
 
+def test_output_every_writes_every_kth_step_of_the_same_rollout(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = trained
+    common = ["--config", str(config), "--device", "cpu", "--lead", "6"]
+    assert run("forecast", *common, "--output", str(tmp_path / "all")) == 0
+    assert run("forecast", *common, "--output", str(tmp_path / "every"), "--set", "forecast.output_every=2") == 0
+    name = "forecast_20000102T0000.nc"
+    with open_forecast(tmp_path / "all" / name) as full, open_forecast(tmp_path / "every" / name) as thinned:
+        assert thinned.lead_time.values.tolist() == full.lead_time.values[1::2].tolist()  # 12, 24 and 36 h
+        for variable in full.data_vars:
+            np.testing.assert_array_equal(thinned[variable].values, full[variable].isel(lead_time=[1, 3, 5]).values)
+    assert run("forecast", *common, "--output", str(tmp_path / "bad"), "--set", "forecast.output_every=4") == 1
+    assert "lead of 6 steps is not a whole number of forecast.output_every=4" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("command", "args", "message"),
     [
