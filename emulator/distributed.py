@@ -41,6 +41,15 @@ def barrier(world: int) -> None:
         dist.barrier()
 
 
+def smallest_over_ranks(value: int, world: int) -> int:
+    """The smallest of every rank's ``value``: one number all ranks agree on."""
+    if world == 1:
+        return value
+    agreed = torch.tensor([value])
+    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    return int(agreed)
+
+
 def part_path(path: Path, rank: int) -> Path:
     return path.with_name(f"{path.name}.rank{rank}.part")
 

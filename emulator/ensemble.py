@@ -30,7 +30,7 @@ import torch
 
 from emulator.checkpoint import file_hash
 from emulator.config import Config
-from emulator.distributed import assemble_parts, barrier, member_ranks, part_path
+from emulator.distributed import assemble_parts, barrier, member_ranks, part_path, smallest_over_ranks
 from emulator.errors import EmulatorError
 from emulator.forecast import (
     ForecastJob,
@@ -187,7 +187,10 @@ def run_ensemble(
     jobs = prepare_checkpoints(config, paths, options)
     recipes = ensemble_recipes(settings, members or settings.members, [(p, file_hash(p)) for p in paths])
     first = jobs[paths[0]]
-    batch_size = settings.batch_size or member_batch_size(first, len(recipes))  # the same on every rank
+    rank, world = member_ranks()
+    # one size on every rank (each one's free memory may differ), as a reproduction must use it
+    share = -(-len(recipes) // world)
+    batch_size = settings.batch_size or smallest_over_ranks(member_batch_size(first, share), world)
     attrs = first.attrs("ensemble") | {
         "member_recipes": _recorded(recipes),
         "member_batch_size": str(batch_size),
@@ -196,7 +199,6 @@ def run_ensemble(
     out_dir = output_directory(config, options)
     stamp = first.init.strftime("%Y%m%dT%H%M")
     path = out_dir / f"ensemble_{stamp}.{'zarr' if settings.output_format == 'zarr' else 'nc'}"
-    rank, world = member_ranks()
     if world == 1:
         _roll_out(jobs, recipes, path, attrs, batch_size)
     else:

@@ -188,7 +188,7 @@ def _rank(rank: int, world: int, port: int, config: str, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
-        run_ensemble(load_config(config, ["ensemble.batch_size=2", *NOISY]), members=5, options=options(Path(out)))
+        run_ensemble(load_config(config, list(NOISY)), members=5, options=options(Path(out)))  # batch size: agreed
     finally:
         dist.destroy_process_group()
 
@@ -211,6 +211,7 @@ def test_members_spread_over_two_gloo_ranks_equal_the_single_process_ensemble(
     ), "parts removed, nothing partial"
     with open_forecast(single["ensemble"]) as expected, open_forecast(assembled) as got:
         assert got.attrs["member_recipes"] == expected.attrs["member_recipes"]
+        assert got.attrs["member_batch_size"] == "3", "each rank's share of the 5 members, the same on both"
         assert got.member.values.tolist() == [0, 1, 2, 3, 4]
         for name in expected.data_vars:
             np.testing.assert_array_equal(got[name].values, expected[name].values)
