@@ -48,9 +48,9 @@ from emulator.members import MemberRecipe, ModelNoise, Perturbations, ensemble_r
 LOG = logging.getLogger(__name__)
 MEMORY_FRACTION = 0.5
 ACTIVATIONS_PER_POINT = 8  # live float32 activations per grid point, in model widths: a conservative estimate
-# On CPUs large batches are memory-bound: at 64x128 the world model costs 40, 29 and
-# 54 ms per member-step in batches of 1, 8 and 64 (benchmarks/RESULTS.md), so CPU
-# batches stop at 8 members.
+# On a CPU the SFNO runs each member of a batch alone, so batches gain little there (at
+# 64x128 the world model costs 15.1, 14.4 and 14.6 ms per member-step in batches of 1, 8
+# and 64; benchmarks/RESULTS.md): CPU batches stop at 8 members.
 CPU_BATCH_LIMIT = 8
 
 

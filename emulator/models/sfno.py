@@ -116,17 +116,7 @@ class SpectralConvolution(nn.Module):
         self.weight = nn.Parameter(scale * torch.randn(transform.lmax, channels, channels, 2))  # (l, in, out, re/im)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Transforms and the complex contraction run in fp32, also under autocast.
-
-        On a CPU in eval mode each sample runs alone: BLAS and FFT kernels are chosen
-        by shape, so batched, a forecast member's last bits would depend on how many
-        members share its batch. On a GPU that loop would launch every kernel once
-        per sample (64 members of the world model: 36 times one member's time on an
-        H100, against 1.4 batched), so there the batch runs whole, and ensembles pad
-        their batches to one size (:func:`emulator.ensemble.pads_batches`).
-        """
-        if not self.training and x.device.type == "cpu" and len(x) > 1:
-            return torch.cat([self(sample) for sample in x.split(1)])
+        """Transforms and the complex contraction run in fp32, also under autocast."""
         dtype = x.dtype
         with torch.autocast(device_type=x.device.type, enabled=False):
             coefficients = self.transform.analysis(x.float())
@@ -185,8 +175,21 @@ class SFNO(nn.Module):
         self.decoder = channel_mlp(width, hidden, out_channels, config.hidden_encoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """On a CPU in eval mode each sample runs alone.
+
+        There BLAS and FFT kernels are chosen by shape, so batched, a forecast member's
+        last bits would depend on how many members share its batch; alone, they are
+        those of a forecast of one. It is also faster there: 64 members of the world
+        model cost 62 times one member, against 103 batched (fresh large tensors cost
+        page faults; benchmarks/RESULTS.md). On a GPU the loop would launch every
+        kernel once per sample (64 members: 36 times one member's time on an H100,
+        against 1.5 batched), so there the batch runs whole, and ensembles pad their
+        batches to one size (:func:`emulator.ensemble.pads_batches`).
+        """
         if x.shape[-2:] != self.grid.shape:
             raise ValueError(f"SFNO built for grid {self.grid.shape}, got input of shape {tuple(x.shape)}")
+        if not self.training and x.device.type == "cpu" and len(x) > 1:
+            return torch.cat([self(sample) for sample in x.split(1)])
         h = self.encoder(x) + (self.latitude_embedding @ self.latitude_basis)[None, :, :, None]
         for block in self.blocks:
             h = block(h)
