@@ -7,8 +7,8 @@ them exactly. Members sharing a checkpoint and a lag are batched; unless the
 config gives a batch size, it is chosen to fit half the device's free memory (at
 most 8 members on a CPU), and it is recorded as ``member_batch_size``.
 
-On a CPU a member's bits do not depend on its batch (the SFNO runs each sample
-alone there). On a GPU the batch runs whole, and a member's bits depend on the
+On a CPU a member's bits do not depend on its batch (the models run each sample
+alone there; :mod:`emulator.models.samples`). On a GPU the batch runs whole, and a member's bits depend on the
 batch size, though not on the other members or their order (measured on an H100;
 benchmarks/RESULTS.md). So there every batch is padded to the recorded size with
 copies of its last member, run but not written, and a reproduction runs its
@@ -75,7 +75,7 @@ def member_batch_size(job: ForecastJob, members: int) -> int:
 
 
 def pads_batches(device: torch.device) -> bool:
-    """Whether a batch's size changes its members' bits on ``device``: the SFNO runs batches whole off the CPU."""
+    """Whether a batch's size changes its members' bits on ``device``: models run batches whole off the CPU."""
     return device.type != "cpu"
 
 

@@ -8,7 +8,11 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.models.afno import AFNOConfig
 from emulator.models.registry import build_model
-from tests.model_checks import assert_gradients_reach_every_parameter, assert_same_seed_same_output
+from tests.model_checks import (
+    assert_each_sample_alone_in_eval_on_a_cpu,
+    assert_gradients_reach_every_parameter,
+    assert_same_seed_same_output,
+)
 
 CONFIG = AFNOConfig(embed_dim=16, num_blocks=4, num_layers=2, hard_thresholding_fraction=0.5)
 
@@ -33,3 +37,8 @@ def test_afno_is_chosen_by_name_in_config() -> None:
     tree["model"]["num_heads"] = 3
     with pytest.raises(EmulatorError, match=r"model\.afno\.num_heads: unknown key"):
         config_from_dict(tree, "t")
+
+
+def test_a_batch_in_eval_on_a_cpu_is_each_sample_alone_bitwise() -> None:
+    torch.manual_seed(0)
+    assert_each_sample_alone_in_eval_on_a_cpu(build_model(CONFIG, 3, 3, Grid(32, 64)), torch.randn(5, 3, 32, 64))

@@ -6,7 +6,11 @@ import torch
 from emulator.grid import Grid
 from emulator.models.registry import build_model, parameter_count
 from emulator.models.sfno import ChannelMLP, SFNOConfig
-from tests.model_checks import assert_gradients_reach_every_parameter, assert_same_seed_same_output
+from tests.model_checks import (
+    assert_each_sample_alone_in_eval_on_a_cpu,
+    assert_gradients_reach_every_parameter,
+    assert_same_seed_same_output,
+)
 
 CONFIG = SFNOConfig(embed_dim=8, num_layers=2, latitude_modes=4)
 
@@ -82,3 +86,8 @@ def test_inference_path_equals_the_convolutions(batch: int, chunk_points: int, m
                 parameter.normal_()
         fast = model(x)
     torch.testing.assert_close(fast, model(x).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_in_eval_on_a_cpu_is_each_sample_alone_bitwise() -> None:
+    torch.manual_seed(0)
+    assert_each_sample_alone_in_eval_on_a_cpu(build_model(CONFIG, 3, 3, Grid(16, 32)), torch.randn(5, 3, 16, 32))

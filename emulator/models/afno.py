@@ -24,6 +24,7 @@ from pydantic import Field
 from torch import nn
 
 from emulator.grid import Grid
+from emulator.models.samples import sample_by_sample_on_cpu
 from emulator.schema import Strict
 
 
@@ -110,6 +111,7 @@ class AFNO(nn.Module):
         self.blocks = nn.ModuleList(AFNOBlock(config.embed_dim, config) for _ in range(config.num_layers))
         self.head = nn.Linear(config.embed_dim, out_channels * p * p)
 
+    @sample_by_sample_on_cpu
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != self.grid.shape:
             raise ValueError(f"AFNO built for grid {self.grid.shape}, got input of shape {tuple(x.shape)}")

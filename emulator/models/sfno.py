@@ -29,6 +29,7 @@ from torch import nn
 
 from emulator.grid import Grid
 from emulator.models.legendre import TriangularSHT
+from emulator.models.samples import sample_by_sample_on_cpu
 from emulator.schema import Strict
 
 
@@ -174,22 +175,10 @@ class SFNO(nn.Module):
         self.blocks = nn.ModuleList(SFNOBlock(transform, config) for _ in range(config.num_layers))
         self.decoder = channel_mlp(width, hidden, out_channels, config.hidden_encoder)
 
+    @sample_by_sample_on_cpu
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """On a CPU in eval mode each sample runs alone.
-
-        There BLAS and FFT kernels are chosen by shape, so batched, a forecast member's
-        last bits would depend on how many members share its batch; alone, they are
-        those of a forecast of one. It is also faster there: 64 members of the world
-        model cost 62 times one member, against 103 batched (fresh large tensors cost
-        page faults; benchmarks/RESULTS.md). On a GPU the loop would launch every
-        kernel once per sample (64 members: 36 times one member's time on an H100,
-        against 1.5 batched), so there the batch runs whole, and ensembles pad their
-        batches to one size (:func:`emulator.ensemble.pads_batches`).
-        """
         if x.shape[-2:] != self.grid.shape:
             raise ValueError(f"SFNO built for grid {self.grid.shape}, got input of shape {tuple(x.shape)}")
-        if not self.training and x.device.type == "cpu" and len(x) > 1:
-            return torch.cat([self(sample) for sample in x.split(1)])
         h = self.encoder(x) + (self.latitude_embedding @ self.latitude_basis)[None, :, :, None]
         for block in self.blocks:
             h = block(h)
