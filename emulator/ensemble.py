@@ -10,9 +10,9 @@ most 8 members on a CPU), and it is recorded as ``member_batch_size``.
 On a CPU a member's bits do not depend on its batch (the models run each sample
 alone there; :mod:`emulator.models.samples`). On a GPU the batch runs whole, and a
 member's bits depend on the batch size, though not on the other members or their
-order (measured on an H100; benchmarks/RESULTS.md). So there every batch is padded to the recorded size with
-copies of its last member, run but not written, and a reproduction runs its
-members in batches of that size too.
+order (measured on an H100; benchmarks/RESULTS.md). So there every batch is padded
+to the recorded size with copies of its last member, run but not written, and a
+reproduction runs its members in batches of that size too.
 """
 
 from __future__ import annotations
