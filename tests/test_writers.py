@@ -114,6 +114,20 @@ def test_a_failed_background_write_is_raised_in_the_caller_and_keeps_the_steps_b
         assert partial.sizes["lead_time"] == 1
 
 
+def test_a_background_status_is_set_after_every_queued_step(tmp_path: Path) -> None:
+    layout = ForecastLayout(CHANNELS, {}, GRID, pd.Timestamp("2020-01-01"), [0], [6.0, 12.0, 18.0], {})
+    states = np.random.default_rng(2).normal(size=(3, 1, 3, 8, 16)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="diverged"), forecast_output(tmp_path / "f.nc", layout, True) as writer:
+        for lead, state in enumerate(states):
+            writer.write(lead, state)
+        writer.set_status("diverged after step 3")
+        raise RuntimeError("diverged")
+    with open_forecast(tmp_path / "f.nc.partial") as partial:
+        assert partial.attrs["rollout_status"] == "diverged after step 3"
+        read = forecast_channels(partial)["2m_temperature"].values[0, 0]
+    np.testing.assert_array_equal(read, states[:, 0, 2])
+
+
 @pytest.mark.parametrize("naming", ["cf", "weatherbench2"])
 def test_zarr_output_matches_netcdf_and_weatherbench2_names_read_back(tmp_path: Path, naming: Naming) -> None:
     states = write(tmp_path / "f.nc", steps=3, naming=naming)
