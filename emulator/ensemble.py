@@ -97,7 +97,8 @@ def _batches(
 ) -> Iterator[MemberBatch]:
     """Batches of members sharing a checkpoint and a lag, their initial states made when needed.
 
-    Where :func:`pads_batches`, a short batch is filled up with copies of its last member.
+    Where :func:`pads_batches`, a short batch is filled up with copies of its last
+    member's initial state (made once, and without model noise: they are never written).
     """
     perturbations = {path: Perturbations(job) for path, job in jobs.items()}
     rows = {member: row for row, member in enumerate(member_ids)}
@@ -111,9 +112,11 @@ def _batches(
             chunk = members[first : first + batch_size]
             job = jobs[path]
             written = np.array([rows[r.member] for r in chunk])
-            if pads_batches(job.device):
-                chunk += [chunk[-1]] * (batch_size - len(chunk))
             initial = torch.stack([initial_state(job, r, perturbations[path]) for r in chunk])
+            if pads_batches(job.device):
+                padding = batch_size - len(chunk)
+                initial = torch.cat([initial, initial[-1:].expand(padding, -1, -1, -1)])
+                chunk += [chunk[-1].model_copy(update={"model_noise": None, "noise_generator_seed": None})] * padding
             noise = ModelNoise(chunk, perturbations[path])
             ids = [r.member for r in chunk]
             yield MemberBatch(job, initial, ids, written, lag, noise if noise.active else None)

@@ -119,7 +119,8 @@ class ForecastLayout:
                 )
             )
         self.variables: dict[str, tuple[tuple[str, ...], dict[str, str | int | float]]] = {}
-        targets: dict[str, Target] = {}
+        channel_indices: dict[str, list[int]] = {}
+        level_indices: dict[str, list[int]] = {}
         for index, channel in enumerate(parsed):
             if channel.variable not in self.variables:
                 level = ("level",) if channel.level is not None else ()
@@ -129,12 +130,10 @@ class ForecastLayout:
                     dims,
                     {k: v for k, v in stored.items() if isinstance(v, (str, int, float))},
                 )
-                targets[channel.variable] = Target(channel.variable, [], [] if channel.level is not None else None)
-            target = targets[channel.variable]
-            target.channels.append(index)
-            if target.level_indices is not None and channel.level is not None:
-                target.level_indices.append(self.levels.index(channel.level))
-        self.targets = list(targets.values())
+            channel_indices.setdefault(channel.variable, []).append(index)
+            if channel.level is not None:
+                level_indices.setdefault(channel.variable, []).append(self.levels.index(channel.level))
+        self.targets = [Target(name, indices, level_indices.get(name)) for name, indices in channel_indices.items()]
         self.attrs = {"Conventions": "CF-1.8", "featureType": "grid", **attrs}
 
     def dimension_sizes(self) -> dict[str, int]:
