@@ -27,7 +27,7 @@ BENCH = "writer_overhead"
 
 def run(quick: bool, device: torch.device) -> None:
     checkpoint, stepper = world_stepper(device)
-    steps, repeats = (4, 2) if quick else (40, 5)
+    steps, repeats = (4, 2) if quick else (40, 9)
     forcings = no_forcing(checkpoint, steps, device)
     initial = initial_states(checkpoint, 1, device)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)

@@ -200,7 +200,7 @@ def forecast_layout(job: ForecastJob, member_ids: list[int], attrs: dict[str, st
 def write_rollouts(
     path: Path, layout: ForecastLayout, batches: Iterable[MemberBatch], steps: int, device: torch.device
 ) -> Path:
-    """Roll out each batch of members on ``device`` and write it lead step by lead step.
+    """Roll out each batch of members on ``device`` and write it lead step by lead step (in blocks of steps).
 
     Every ``forecast.output_every``-th step is written (the others are not copied off the device).
 

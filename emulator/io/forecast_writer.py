@@ -1,9 +1,10 @@
-"""CF-conventions forecast NetCDF, written one lead step at a time.
+"""CF-conventions forecast NetCDF, written a block of lead steps at a time.
 
 The layout is :class:`~emulator.io.layout.ForecastLayout`'s. The lead time
-dimension is unlimited and its coordinate is written with each step, so memory
-does not grow with the number of steps and a partial file holds exactly the
-steps written so far.
+dimension is unlimited and its coordinate is written with each block
+(:mod:`emulator.io.blocks`), so memory does not grow with the number of steps
+and a partial file holds exactly the steps written so far. Chunks hold one lead
+step of one member.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import netCDF4
 import numpy as np
 
+from emulator.io.blocks import Members
 from emulator.io.layout import ForecastLayout
 
 FILL = np.float32(np.nan)
 
 
 class ForecastWriter:
-    """Writes states ``(member, channel, lat, lon)`` as lead steps of one initial time."""
+    """Writes blocks ``(member, lead, channel, lat, lon)`` as lead steps of one initial time."""
 
     def __init__(self, dataset: netCDF4.Dataset, layout: ForecastLayout) -> None:
         self.dataset, self.layout = dataset, layout
@@ -46,15 +48,15 @@ class ForecastWriter:
             variable.setncatts(attrs)
         dataset.setncatts(layout.attrs)
 
-    def write(self, lead_index: int, state: np.ndarray, members: np.ndarray | slice = slice(None)) -> None:
-        """Write one lead step of ``members`` (rows of the member dimension); ``state`` in physical units.
+    def write_block(self, first_lead: int, block: np.ndarray, members: Members) -> None:
+        """Write lead steps from ``first_lead`` of ``members`` (rows of the member dimension).
 
-        The lead time's coordinate comes last: it marks a step whose fields are written.
+        The lead time's coordinate comes last: it marks steps whose fields are written.
         """
+        leads = slice(first_lead, first_lead + block.shape[1])
         for target in self.layout.targets:
-            region = self.layout.region(members, lead_index, target)
-            self.dataset.variables[target.variable][region] = target.values(state)
-        self.dataset.variables[self.layout.names.lead_time][lead_index] = self._lead_hours[lead_index]
+            self.dataset.variables[target.variable][self.layout.region(members, leads, target)] = target.values(block)
+        self.dataset.variables[self.layout.names.lead_time][leads] = self._lead_hours[leads]
         self.dataset.sync()
 
     def set_status(self, status: str) -> None:

@@ -56,9 +56,9 @@ class Target:
     channels: list[int]
     level_indices: list[int] | None
 
-    def values(self, state: np.ndarray) -> np.ndarray:
-        """This variable's part of ``state`` ``(member, channel, lat, lon)``, shaped as its region."""
-        return state[:, self.channels] if self.level_indices is not None else state[:, self.channels[0]]
+    def values(self, block: np.ndarray) -> np.ndarray:
+        """This variable's part of ``block`` ``(member, lead, channel, lat, lon)``, shaped as its region."""
+        return block[:, :, self.channels] if self.level_indices is not None else block[:, :, self.channels[0]]
 
     def levels(self) -> slice | np.ndarray:
         """The level index: a slice where the levels are consecutive (the fast case)."""
@@ -139,9 +139,7 @@ class ForecastLayout:
     def dimension_sizes(self) -> dict[str, int]:
         return {c.name: len(c.values) for c in self.coordinates}
 
-    def region(
-        self, members: np.ndarray | slice, lead_index: int, target: Target
-    ) -> tuple[np.ndarray | slice | int, ...]:
-        """The index of one variable's lead step of ``members``: where :meth:`Target.values` goes."""
+    def region(self, members: np.ndarray | slice, leads: slice, target: Target) -> tuple[np.ndarray | slice | int, ...]:
+        """The index of one variable's lead steps of ``members``: where :meth:`Target.values` goes."""
         level = () if target.level_indices is None else (target.levels(),)
-        return (members, 0, lead_index, *level)
+        return (members, 0, leads, *level)

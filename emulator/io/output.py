@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from emulator.io.background import FieldWriter, in_background
+from emulator.io.background import in_background
+from emulator.io.blocks import BlockWriter, StepBuffer, in_blocks
 from emulator.io.forecast_writer import ForecastWriter
 from emulator.io.layout import ForecastLayout
 from emulator.io.netcdf import atomic_netcdf
@@ -14,15 +15,18 @@ from emulator.io.zarr_writer import ZarrForecastWriter, atomic_zarr
 
 
 @contextlib.contextmanager
-def forecast_output(path: Path, layout: ForecastLayout, background: bool = False) -> Iterator[FieldWriter]:
-    """A writer for ``path``, written under a temporary name and renamed when the block succeeds.
+def forecast_output(path: Path, layout: ForecastLayout, background: bool = False) -> Iterator[StepBuffer]:
+    """Lead steps for ``path``, written under a temporary name that is renamed when the context succeeds.
 
-    ``background``: steps are written by a thread of their own (:mod:`emulator.io.background`).
+    Steps are written in blocks (:mod:`emulator.io.blocks`); ``background``: by a
+    thread of their own (:mod:`emulator.io.background`).
     """
     with contextlib.ExitStack() as stack:
-        writer: FieldWriter
+        writer: BlockWriter
         if path.suffix == ".zarr":
             writer = ZarrForecastWriter(stack.enter_context(atomic_zarr(path)), layout)
         else:
             writer = ForecastWriter(stack.enter_context(atomic_netcdf(path)), layout)
-        yield stack.enter_context(in_background(writer)) if background else writer
+        if background:
+            writer = stack.enter_context(in_background(writer))
+        yield stack.enter_context(in_blocks(writer))

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from emulator.io.blocks import Members
 from emulator.io.layout import ForecastLayout
 
 
 class ZarrForecastWriter:
-    """Writes states ``(member, channel, lat, lon)`` as lead steps into a Zarr v3 group."""
+    """Writes blocks ``(member, lead, channel, lat, lon)`` as lead steps into a Zarr v3 group."""
 
     def __init__(self, group: zarr.Group, layout: ForecastLayout) -> None:
         self.group, self.layout = group, layout
@@ -44,12 +45,13 @@ class ZarrForecastWriter:
             )
         group.attrs.update(layout.attrs)
 
-    def write(self, lead_index: int, state: np.ndarray, members: np.ndarray | slice = slice(None)) -> None:
-        """Write one lead step of ``members`` (rows of the member dimension); ``state`` in physical units."""
+    def write_block(self, first_lead: int, block: np.ndarray, members: Members) -> None:
+        """Write lead steps ``(member, lead, channel, lat, lon)`` from ``first_lead`` of ``members`` (rows)."""
+        leads = slice(first_lead, first_lead + block.shape[1])
         for target in self.layout.targets:
             array = self.group[target.variable]
             assert isinstance(array, zarr.Array)
-            array.oindex[self.layout.region(members, lead_index, target)] = target.values(state)
+            array.oindex[self.layout.region(members, leads, target)] = target.values(block)
 
     def set_status(self, status: str) -> None:
         self.group.attrs["rollout_status"] = status
