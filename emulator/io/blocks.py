@@ -5,8 +5,9 @@ keeps consecutive steps of the same members and passes them on as one block of
 at most :data:`MAX_BLOCK_STEPS` steps and :data:`MAX_BLOCK_BYTES` bytes, so
 memory does not grow with the lead time. One NetCDF call per variable and block
 instead of per step: a world-model rollout's 40 zlib-compressed steps are
-written in 60 ms instead of 80 (benchmarks/RESULTS.md); what a call costs besides
-compressing is paid once per block.
+written in 69 ms instead of 94, uncompressed in 8 instead of 33
+(benchmarks/RESULTS.md); what a call costs besides compressing is paid once per
+block.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class StepBuffer:
 
 @contextlib.contextmanager
 def in_blocks(writer: BlockWriter) -> Iterator[StepBuffer]:
-    """``writer`` behind a :class:`StepBuffer`; the held steps are written when the block ends.
+    """``writer`` behind a :class:`StepBuffer`; the held steps are written when the context ends.
 
     When it ends with an error, the held steps are still written if they can be,
     so that a partial file keeps every step computed before the error; the
