@@ -197,8 +197,8 @@ class ForecastConfig(Strict):
     )
     compression: Literal["zlib", "zstd", "none"] = Field(
         "zlib",
-        description="NetCDF filter at level 1 (zlib after a byte shuffle): zlib is read everywhere; zstd writes "
-        "about 5x faster but its readers need netCDF-C 4.9+ with the filter plugins (the netCDF4 wheels have them)",
+        description="NetCDF filter at level 1 (zlib after a byte shuffle, deflated by ISA-L): zlib is read "
+        "everywhere; zstd's readers need netCDF-C 4.9+ with the filter plugins (the netCDF4 wheels have them)",
     )
     output_every: int = Field(
         1, gt=0, description="write every k-th step of the rollout (1: all); the lead must be a whole number of them"

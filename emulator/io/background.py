@@ -1,6 +1,6 @@
 """Writing blocks of lead steps in a thread of its own, so that a rollout's next steps overlap with the writing.
 
-netCDF4 and zarr release the GIL while they compress and write, so on a GPU the
+The chunk encoders and zarr's codecs release the GIL while they compress, so on a GPU the
 model's next steps run while the last ones are written (on an H100 the writer
 cost 62 % of a rollout of the world model when inline). At most ``depth`` blocks
 wait in the queue, so memory does not grow with the lead time. The wrapped

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from emulator.io.background import in_background
 from emulator.io.blocks import BlockWriter, StepBuffer, in_blocks
-from emulator.io.forecast_writer import ForecastWriter
+from emulator.io.forecast_writer import netcdf_forecast
 from emulator.io.layout import ForecastLayout
-from emulator.io.netcdf import atomic_netcdf
 from emulator.io.zarr_writer import ZarrForecastWriter, atomic_zarr
 
 
@@ -26,7 +25,7 @@ def forecast_output(path: Path, layout: ForecastLayout, background: bool = False
         if path.suffix == ".zarr":
             writer = ZarrForecastWriter(stack.enter_context(atomic_zarr(path)), layout)
         else:
-            writer = ForecastWriter(stack.enter_context(atomic_netcdf(path)), layout)
+            writer = stack.enter_context(netcdf_forecast(path, layout))
         if background:
             writer = stack.enter_context(in_background(writer))
         yield stack.enter_context(in_blocks(writer))
