@@ -27,35 +27,27 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealVectorSHT
 
+from emulator.degrees import DegreeBand
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
-from emulator.schema import Strict
 from emulator.spectra import wind_levels, wind_pair
 
 TENSOR_PREFIX = "residual_statistics."
 
 
-class StochasticForcingConfig(Strict):
+class StochasticForcingConfig(DegreeBand):
     """Which residual components get red noise, at which degrees, how strong, from which seed."""
 
     scale: float = Field(1.0, gt=0, description="multiple of the calibrated residual amplitude")
-    min_degree: int = Field(1, ge=0)
-    max_degree: int | None = Field(None, ge=0, description="None: the grid's largest")
     components: list[str] = Field(
         default_factory=list, description="e.g. stream_function@250 or geopotential@250; empty: all"
     )
     correlation: float | None = Field(None, ge=0, lt=1, description="lag-one correlation; None: the calibrated one")
     seed: int = 0
-
-    @model_validator(mode="after")
-    def _degrees_ordered(self) -> StochasticForcingConfig:
-        if self.max_degree is not None and self.max_degree < self.min_degree:
-            raise ValueError(f"max_degree {self.max_degree} is below min_degree {self.min_degree}")
-        return self
 
 
 class SpectralComponents(nn.Module):
@@ -167,8 +159,7 @@ class StochasticForcing(nn.Module):
         if unknown is not None:
             raise EmulatorError(f"stepper.stochastic_forcing.components: {unknown!r} is not one of {', '.join(names)}")
         chosen = torch.tensor([not config.components or name in config.components for name in names])
-        degree, highest = torch.arange(degrees), config.max_degree if config.max_degree is not None else degrees
-        band = (degree >= config.min_degree) & (degree <= highest)
+        band = config.mask(degrees)
         covariance = statistics.covariance.double() * (chosen[:, None] & chosen[None, :])
         diagonal = covariance.diagonal(dim1=1, dim2=2)
         jitter = 1e-9 * diagonal.mean(dim=1).clamp_min(1e-30)

@@ -9,22 +9,21 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from emulator.schema import Strict
+from emulator.degrees import DegreeBand
 from emulator.spectra import wind_pair
 
 DIVERGENT = 1  # torch-harmonics' vector coefficients come as (stream function, velocity potential)
 
 
-class DegreeRelaxation(Strict):
-    """Remove ``strength`` of a departure each step, at spherical-harmonic degrees from ``min_degree`` up."""
+class DegreeRelaxation(DegreeBand):
+    """Remove ``strength`` of a departure each step, at spherical-harmonic degrees ``min_degree`` to ``max_degree``."""
 
     strength: float = Field(0.1, gt=0, le=1, description="fraction of the departure removed each step")
     min_degree: int = Field(1, ge=1)
 
     def weight(self, lmax: int) -> torch.Tensor:
-        """``(lmax, 1)``: ``strength`` at the chosen degrees, zero below, to multiply ``(l, m)`` coefficients."""
-        degree = torch.arange(lmax, dtype=torch.float32)[:, None]
-        return self.strength * (degree >= self.min_degree).float()
+        """``(lmax, 1)``: ``strength`` at the chosen degrees, zero elsewhere, to multiply ``(l, m)`` coefficients."""
+        return self.strength * self.mask(lmax).float()[:, None]
 
 
 class WindChannels(nn.Module):

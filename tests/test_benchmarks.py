@@ -34,8 +34,8 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     records = quick_records(
         "climate",
         "--set", "stepper.balance={strength: 0.2, min_degree: 8}",
-        "--set", "stepper.divergent_wind={strength: 0.5}",
+        "--set", "stepper.divergent_wind={strength: 0.5, max_degree: 3}",
     )  # fmt: skip
     controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
-    assert controls["balance"] == {"strength": 0.2, "min_degree": 8}
-    assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1}
+    assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None}
+    assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1, "max_degree": 3}

@@ -37,6 +37,12 @@ def normalized(wind: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros(1, *GRID.shape), winds])[None]
 
 
+def assert_same_winds_and_geopotential(after: torch.Tensor, expected: torch.Tensor, before: torch.Tensor) -> None:
+    wind_std = torch.as_tensor(STD[1:], dtype=torch.float32)[:, None, None]
+    assert float(((after - expected)[0, 1:] * wind_std).abs().max()) < 0.05  # m s-1, of a jet of 80
+    assert torch.equal(after[:, 0], before[:, 0])
+
+
 @pytest.mark.parametrize("strength", [1.0, 0.3])
 def test_damping_removes_its_share_of_the_divergent_wind_from_min_degree_only(strength: float) -> None:
     _, jet = galewsky_jet()
@@ -45,9 +51,17 @@ def test_damping_removes_its_share_of_the_divergent_wind_from_min_degree_only(st
     state = normalized(jet + low + high)
     after = damping(state)
     expected = normalized(jet + low + (1 - strength) * high)
-    wind_std = torch.as_tensor(STD[1:], dtype=torch.float32)[:, None, None]
-    assert float(((after - expected)[0, 1:] * wind_std).abs().max()) < 0.05  # m s-1, of a jet of 80
-    assert torch.equal(after[:, 0], state[:, 0])
+    assert_same_winds_and_geopotential(after, expected, state)
+
+
+def test_damping_up_to_max_degree_leaves_the_degrees_above() -> None:
+    _, jet = galewsky_jet()
+    low, high = sectoral_gradient(3, 10.0), sectoral_gradient(12, 10.0)
+    config = DivergentWindConfig(strength=1.0, min_degree=1, max_degree=5)
+    state = normalized(jet + low + high)
+    after = DivergentWindDamping(config, NORMALIZER, GRID)(state)
+    expected = normalized(jet + high)
+    assert_same_winds_and_geopotential(after, expected, state)
 
 
 def test_stepper_applies_the_damping_and_needs_both_winds() -> None:
