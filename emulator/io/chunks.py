@@ -36,8 +36,11 @@ def _deflate(field: np.ndarray) -> bytes:
     return isal_zlib.compress(byte_shuffle(field), LEVEL)
 
 
+_ZSTD = numcodecs.Zstd(level=LEVEL)
+
+
 def _zstd(field: np.ndarray) -> bytes:
-    return bytes(numcodecs.Zstd(level=LEVEL).encode(_little_endian_bytes(field)))
+    return bytes(_ZSTD.encode(_little_endian_bytes(field)))
 
 
 def _raw(field: np.ndarray) -> bytes:
