@@ -24,7 +24,10 @@ Figures:
   from ten years on, ``energy_drift_decade`` and ``spectrum_error_decade_{10,...}y``
   do the same for the last ten years; from two years on, ``energy_drift_median_year``
   and ``energy_drift_worst_year`` are the median and largest absolute drift of the
-  annual means (against ``energy_truth_floor``, the truth's own median);
+  annual means (against ``energy_truth_floor``, the truth's own median); at the same
+  marks ``unbalanced_geopotential_*`` and ``divergent_kinetic_energy_*``, the largest
+  over bands of the slow-manifold shares of :mod:`benchmarks.slow_manifold` (the
+  held-out truth's, every fourth day, in the figure's config);
 * the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
   and ``energy_truth_floor``, ``spectrum_error_truth_floor`` (and their ``_decade``
   forms) are the median errors of one (ten) of its years against the others: the
@@ -45,6 +48,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from benchmarks.slow_manifold import SHARES, SlowManifold
 from benchmarks.timing import emit, note
 from benchmarks.world_climate import BANDS, Climate, Diagnostics, spectrum_error, world_climate
 from emulator.checkpoint import Checkpoint, load_checkpoint
@@ -74,6 +78,7 @@ ENSEMBLE_MEMBERS = 8
 YEARS, OFF_YEARS = 100.0, 1.0
 MARK_YEARS = (1, *range(10, 101, 10))
 YEARS_QUICK = 300 / (YEAR_DAYS * STEPS_PER_DAY)
+TRUTH_MANIFOLD_EVERY_DAYS = 4
 
 
 @dataclass
@@ -229,6 +234,17 @@ def band_error(bands: torch.Tensor, truth_bands: torch.Tensor, label: str) -> fl
     return spectrum_error(bands, truth_bands)
 
 
+def manifold_shares(powers: torch.Tensor, truth: torch.Tensor, label: str) -> torch.Tensor:
+    """:meth:`SlowManifold.shares` of ``powers``, noting every band's beside the truth's."""
+    shares = SlowManifold.shares(powers)
+    rows = "\n".join(
+        f"{name}: {np.round(model.numpy(), 3)} (truth {np.round(reference.numpy(), 3)})"
+        for name, model, reference in zip(SHARES, shares, truth, strict=True)
+    )
+    note(f"{label}: slow manifold, share per band {BANDS}:\n{rows}")
+    return shares
+
+
 def truth_floor(climate: Climate, device: torch.device) -> None:
     """The errors of one and of ten truth years against the others: the noise of a window that long."""
     for window, suffix in ((1, ""), (DECADE_YEARS, "_decade")):
@@ -279,6 +295,11 @@ def controlled_rollout(
     truth_energy, truth_bands = climate.mean()
     store = ZarrSource(initial_store, checkpoint.prognostic)
     initial = torch.from_numpy(store.read(np.arange(members) * (len(store) // members)))
+    world = load_config(ROOT / "configs" / "world_heldout.yaml").world
+    assert world is not None
+    manifold = SlowManifold(world.physics, checkpoint.prognostic)
+    truth_days = torch.from_numpy(store.read(np.arange(0, len(store), STEPS_PER_DAY * TRUTH_MANIFOLD_EVERY_DAYS)))
+    truth_shares = SlowManifold.shares(manifold.powers(truth_days))
     steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
     windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
@@ -289,18 +310,24 @@ def controlled_rollout(
     energy: list[float] = []
     annual: list[float] = []
     bands: list[torch.Tensor] = []
+    powers: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
     try:
         for step, state in long_rollout(checkpoint, controls, initial, years, device):
             reached = step
             energy = [*energy[1 - kept :], float(diagnostics.energy(state).mean())]
             bands = [*bands[1 - kept :], diagnostics.bands(state).mean(dim=0)]
+            powers = [*powers[1 - kept :], manifold.powers(state)]
             for suffix, window in windows.items():
                 if step in marks and len(bands) >= window:
                     label = f"{suffix.strip('_')} {marks[step]}".strip()
                     error = band_error(torch.stack(bands[-window:]).mean(dim=0), truth_bands, label)
                     at = config | {"step": step, "days": window}
                     emit(bench, f"spectrum_error{suffix}_{marks[step]}", error, at, device)
+                    shares = manifold_shares(torch.stack(powers[-window:]).mean(dim=0), truth_shares, label)
+                    for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):
+                        figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())
+                        emit(bench, figure, float(share.max()), at | {"truth": round(truth, 4)}, device)
             if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
                 annual.append(float(np.mean(energy[-YEAR_DAYS:])))
                 note(f"year {len(annual)}: mean kinetic energy {annual[-1]:.1f} (truth climate {truth_energy:.1f})")

@@ -100,12 +100,31 @@ class ForcedShallowWater:
         jet_lat, width = math.radians(p.jet_latitude_deg), math.radians(p.jet_width_deg)
         u = p.jet_speed_m_s * torch.exp(-(((lat.abs() - jet_lat) / width) ** 2))
         uv = torch.stack((u.expand(p.nlat, p.nlon), torch.zeros(p.nlat, p.nlon)))
-        vrtdiv = s.vrtdivspec(uv)
-        vorticity = s.spec2grid(vrtdiv)[0]
-        flux = s.vrtdivspec(uv * (vorticity + s.coriolis))
-        kinetic = s.grid2spec(0.5 * (uv**2).sum(dim=0))
+        vorticity = s.spec2grid(s.vrtdivspec(uv))[0]
         mean = s.grid2spec(torch.full((p.nlat, p.nlon), float(s.gravity * s.havg)))
-        return (s.invlap * flux[0] - kinetic + mean).to(torch.complex64)
+        return (self._nonlinear_balance(uv, vorticity) + mean).to(torch.complex64)
+
+    def _nonlinear_balance(self, wind: torch.Tensor, vorticity: torch.Tensor) -> torch.Tensor:
+        """Spectral geopotential less its mean in nonlinear balance with a non-divergent ``wind``.
+
+        ``wind`` is ``(..., 2, lat, lon)``, ``vorticity`` its relative vorticity ``(..., lat,
+        lon)``; balance is the divergence equation at rest: ``laplacian(phi + |wind|^2 / 2) =
+        curl((vorticity + f) wind)``.
+        """
+        s = self.solver
+        flux = s.vrtdivspec(wind * (vorticity.unsqueeze(-3) + s.coriolis))
+        kinetic = s.grid2spec(0.5 * wind.square().sum(dim=-3))
+        return s.invlap * flux[..., 0, :, :] - kinetic
+
+    def balanced_geopotential(self, wind: torch.Tensor) -> torch.Tensor:
+        """Spectral geopotential less its mean in nonlinear balance with the rotational part of ``wind``.
+
+        ``wind`` is ``(..., 2, lat, lon)`` in m s-1 on this world's grid, north to south.
+        """
+        s = self.solver
+        vorticity = s.vrtdivspec(wind)[..., 0, :, :]
+        rotational = torch.stack((vorticity, torch.zeros_like(vorticity)), dim=-3)
+        return self._nonlinear_balance(s.getuv(rotational), s.spec2grid(vorticity))
 
     def _complex_noise(self) -> torch.Tensor:
         """Standard complex normal coefficients ``(*batch, lmax, mmax)``, each member from its own generator."""
