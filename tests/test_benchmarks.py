@@ -39,3 +39,6 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
     assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None}
     assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1, "max_degree": 3}
+    shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "spectrum" not in r["figure"]}
+    assert set(shares) == {"unbalanced_geopotential_end", "divergent_kinetic_energy_end"}
+    assert all(r["config"]["truth"] >= 0 and r["value"] >= 0 for r in shares.values())
