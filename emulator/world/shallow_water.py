@@ -105,7 +105,7 @@ class ForcedShallowWater:
         return (self._nonlinear_balance(uv, vorticity) + mean).to(torch.complex64)
 
     def _nonlinear_balance(self, wind: torch.Tensor, vorticity: torch.Tensor) -> torch.Tensor:
-        """Spectral geopotential less its mean in nonlinear balance with a non-divergent ``wind``.
+        """Spectral geopotential in nonlinear balance with a non-divergent ``wind``, but for its mean (degree 0).
 
         ``wind`` is ``(..., 2, lat, lon)``, ``vorticity`` its relative vorticity ``(..., lat,
         lon)``; balance is the divergence equation at rest: ``laplacian(phi + |wind|^2 / 2) =
@@ -117,7 +117,7 @@ class ForcedShallowWater:
         return s.invlap * flux[..., 0, :, :] - kinetic
 
     def balanced_geopotential(self, wind: torch.Tensor) -> torch.Tensor:
-        """Spectral geopotential less its mean in nonlinear balance with the rotational part of ``wind``.
+        """Spectral geopotential in nonlinear balance with the rotational part of ``wind``, but for its mean.
 
         ``wind`` is ``(..., 2, lat, lon)`` in m s-1 on this world's grid, north to south.
         """
