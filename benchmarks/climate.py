@@ -9,8 +9,8 @@ the stochastic forcing the checkpoint was trained through (if any). It prints
 ``spectrum_error_*``, ``unbalanced_geopotential_*``, ``divergent_kinetic_energy_*``,
 ``energy_drift``, ``steps_to_nonfinite`` and ``sypd`` as ``skill`` does, against the
 same truth climate, noting every band's power over the truth's and its slow-manifold
-shares beside the held-out truth's. A simulated year of one rollout takes about a minute on two cores: the
-loop in which training candidates are compared.
+shares beside the held-out truth's. A simulated year of one rollout takes about a
+minute on two cores: the loop in which training candidates are compared.
 """
 
 from __future__ import annotations

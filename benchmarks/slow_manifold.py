@@ -18,15 +18,10 @@ from __future__ import annotations
 import torch
 
 from benchmarks.world_climate import BANDS
+from emulator.spectra import degree_power
 from emulator.world.shallow_water import ForcedShallowWater, WorldPhysics
 
 SHARES = ("unbalanced geopotential", "divergent kinetic energy")
-
-
-def _degree_power(coefficients: torch.Tensor) -> torch.Tensor:
-    """``(..., degree, order)`` coefficients of real fields -> power per degree ``(..., degree)``."""
-    power = coefficients.abs().square()
-    return power[..., 0] + 2.0 * power[..., 1:].sum(dim=-1)
 
 
 class SlowManifold:
@@ -44,16 +39,16 @@ class SlowManifold:
     def powers(self, state: torch.Tensor) -> torch.Tensor:
         """``(4, band)``, batch means: unbalanced and total geopotential power, divergent and total kinetic energy."""
         solver, state = self.world.solver, state.float()
-        wind = state[:, self.wind]
         geopotential = solver.grid2spec(state[:, self.geopotential])
-        unbalanced = geopotential - self.world.balanced_geopotential(wind)
-        vorticity_divergence = _degree_power(solver.vrtdivspec(wind)).double() * self.inverse_eigenvalue
+        vorticity_divergence = solver.vrtdivspec(state[:, self.wind])
+        unbalanced = geopotential - self.world.balanced_geopotential(vorticity_divergence[:, 0])
+        kinetic = degree_power(vorticity_divergence).double() * self.inverse_eigenvalue
         per_degree = torch.stack(
             [
-                _degree_power(unbalanced).double(),
-                _degree_power(geopotential).double(),
-                vorticity_divergence[:, 1],
-                vorticity_divergence.sum(dim=1),
+                degree_power(unbalanced).double(),
+                degree_power(geopotential).double(),
+                kinetic[:, 1],
+                kinetic.sum(dim=1),
             ],
             dim=1,
         ).mean(dim=0)

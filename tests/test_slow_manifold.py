@@ -25,7 +25,7 @@ def _balanced_state(world: ForcedShallowWater) -> tuple[torch.Tensor, torch.Tens
     vorticity = _coefficients(world, 1, solver.lmax, 2.0e-6, seed=0)[0]
     wind = solver.getuv(torch.stack((vorticity, torch.zeros_like(vorticity))))
     geopotential = solver.grid2spec(torch.full((PHYSICS.nlat, PHYSICS.nlon), MEAN_GEOPOTENTIAL))
-    geopotential = geopotential + world.balanced_geopotential(wind)
+    geopotential = geopotential + world.balanced_geopotential(vorticity)
     return torch.cat([solver.spec2grid(geopotential)[None], wind])[None], vorticity
 
 
@@ -39,7 +39,7 @@ def test_the_balanced_geopotential_stills_the_divergence_tendency() -> None:
         tendency = world._dynamics(torch.stack((phi, vorticity, divergence)).to(torch.complex64))
         return float(tendency[2].abs().square().sum().sqrt())
 
-    unbalanced = geopotential - 0.1 * world.balanced_geopotential(state[0, 1:])
+    unbalanced = geopotential - 0.1 * world.balanced_geopotential(vorticity)
     assert divergence_tendency(geopotential) < 1e-3 * divergence_tendency(unbalanced)
 
 
@@ -57,6 +57,5 @@ def test_shares_single_out_the_band_and_the_kind_of_departure() -> None:
     shares = SlowManifold.shares(manifold.powers(departed))
     unbalanced, divergent_energy = shares[0], shares[1]
     assert float(unbalanced[3]) > 0.05 and float(divergent_energy[2]) > 0.05
-    others = torch.ones(len(BANDS), dtype=torch.bool)
-    assert float(unbalanced[others.index_fill(0, torch.tensor(3), False)].max()) < 1e-3
-    assert float(divergent_energy[others.index_fill(0, torch.tensor(2), False)].max()) < 1e-3
+    assert float(torch.cat([unbalanced[:3], unbalanced[4:]]).max()) < 1e-3
+    assert float(torch.cat([divergent_energy[:2], divergent_energy[3:]]).max()) < 1e-3

@@ -116,13 +116,13 @@ class ForcedShallowWater:
         kinetic = s.grid2spec(0.5 * wind.square().sum(dim=-3))
         return s.invlap * flux[..., 0, :, :] - kinetic
 
-    def balanced_geopotential(self, wind: torch.Tensor) -> torch.Tensor:
-        """Spectral geopotential in nonlinear balance with the rotational part of ``wind``, but for its mean.
+    def balanced_geopotential(self, vorticity: torch.Tensor) -> torch.Tensor:
+        """Spectral geopotential in nonlinear balance with the flow of spectral ``vorticity``, but for its mean.
 
-        ``wind`` is ``(..., 2, lat, lon)`` in m s-1 on this world's grid, north to south.
+        ``vorticity`` is ``(..., lmax, mmax)``, as :meth:`ShallowWaterSolver.vrtdivspec` gives it;
+        the flow is the non-divergent wind of that vorticity.
         """
         s = self.solver
-        vorticity = s.vrtdivspec(wind)[..., 0, :, :]
         rotational = torch.stack((vorticity, torch.zeros_like(vorticity)), dim=-3)
         return self._nonlinear_balance(s.getuv(rotational), s.spec2grid(vorticity))
 
