@@ -167,6 +167,9 @@ class TrainConfig(Strict):
         None, description="train on the north-south mirror image of some windows (a symmetric world only)"
     )
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the network")
+    ensemble_members: int = Field(
+        1, gt=0, description="rollouts of each window, each with its own stochastic forcing (for the CRPS loss)"
+    )
     loss: LossConfig = LossConfig()
     num_workers: int = Field(0, ge=0)
     checkpoint: str = "checkpoints/model.ckpt"

@@ -1,5 +1,7 @@
 """Training losses on the sphere against fields whose answer is known."""
 
+import math
+
 import pytest
 import torch
 from torch_harmonics import InverseRealSHT
@@ -7,6 +9,7 @@ from torch_harmonics import InverseRealSHT
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.training.loss import (
+    AlmostFairCRPS,
     AreaWeightedMSE,
     DivergenceLoss,
     LogSpectralLoss,
@@ -119,3 +122,43 @@ def test_divergence_loss_needs_winds_and_their_scales() -> None:
         DivergenceLoss(GRID, ["geopotential@250", "u_component_of_wind@250"], [1.0, 1.0])
     with pytest.raises(EmulatorError, match=r"train.loss.divergence needs the channels' normalization scales"):
         TrainingLoss(LossConfig(divergence=1.0), WIND_CHANNELS, GRID)
+
+
+def gaussian_crps(mean: float, std: float, observed: float) -> float:
+    """The CRPS of ``N(mean, std^2)`` at ``observed`` (Gneiting and Raftery 2007)."""
+    z = (observed - mean) / std
+    cdf, pdf = 0.5 * (1 + math.erf(z / math.sqrt(2))), math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return std * (z * (2 * cdf - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+
+
+def test_fair_crps_of_a_gaussian_ensemble_is_the_gaussian_crps_and_beats_its_mean() -> None:
+    generator = torch.Generator().manual_seed(0)
+    members = 0.5 + torch.randn(4, 8, 3, *GRID.shape, generator=generator)  # N(0.5, 1) at every point
+    truth = torch.zeros(4, 3, *GRID.shape)
+    fair = AlmostFairCRPS(GRID, fairness=1.0)(members, truth)
+    torch.testing.assert_close(fair.mean().item(), gaussian_crps(0.5, 1.0, 0.0), rtol=0.02, atol=0)
+    collapsed = AlmostFairCRPS(GRID, fairness=1.0)(members.mean(dim=1, keepdim=True).expand_as(members), truth)
+    assert float(collapsed.mean()) > 0.45 > 0.34 > float(fair.mean()), "MSE's favourite, the mean, scores worse"
+    almost = AlmostFairCRPS(GRID, fairness=0.9)(members, truth)
+    assert bool((almost > fair).all()), "less credit for spread than the fair estimator"
+
+
+def test_crps_of_identical_members_is_the_absolute_error() -> None:
+    prediction, target = band_limited(8), band_limited(9)
+    members = prediction[:, None].expand(1, 3, *prediction.shape[1:])
+    absolute = AreaWeightedMSE(GRID).area_mean((prediction - target).abs())[..., 0, 0]
+    torch.testing.assert_close(AlmostFairCRPS(GRID, fairness=0.95)(members, target), absolute)
+
+
+def test_ensemble_loss_scores_members_together_and_every_other_term_member_by_member() -> None:
+    first, second, target = band_limited(10), band_limited(11), band_limited(12)
+    config = LossConfig(mse=0.5, crps=2.0, spectral=0.25)
+    total = TrainingLoss(config, ["a", "b"], GRID, members=2)(torch.cat([first, second]), target)
+    expected = (
+        2.0 * AlmostFairCRPS(GRID, 0.95)(torch.stack([first, second], dim=1), target).mean()
+        + 0.5 * (AreaWeightedMSE(GRID)(first, target) + AreaWeightedMSE(GRID)(second, target)).mean() / 2
+        + 0.25 * (SpectralLoss(GRID)(first, target) + SpectralLoss(GRID)(second, target)).mean() / 2
+    )
+    torch.testing.assert_close(total, expected)
+    with pytest.raises(EmulatorError, match=r"train.loss.crps needs an ensemble: train.ensemble_members is 1"):
+        TrainingLoss(LossConfig(crps=1.0), ["a", "b"], GRID)

@@ -1,5 +1,6 @@
 """The stochastic forcing: its spectrum, band and memory, seeding, calibration and use in training and forecasts."""
 
+import csv
 import math
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from emulator.stochastic import (
     StochasticForcing,
     StochasticForcingConfig,
 )
+from emulator.training.loss import AlmostFairCRPS, LossConfig, TrainingLoss
+from emulator.training.train import rollout_loss
 from tests.conftest import CHANNELS
 from tests.test_stepper import Constant
 
@@ -165,6 +168,20 @@ def test_stepper_forcing_is_seeded_per_member_and_recorded() -> None:
         Stepper(Constant(0.0, channels=3), stepper_normalizer(), StepperConfig(stochastic_forcing={}), GRID)
 
 
+def test_ensemble_rollout_loss_scores_each_windows_members_with_their_own_forcing() -> None:
+    stepper, steps = stochastic_stepper(), 3
+    windows = torch.randn(2, steps + 1, 3, 32, 64, generator=torch.Generator().manual_seed(0))
+    windows[:, 0] = 0.0
+    loss = TrainingLoss(LossConfig(mse=0.0, crps=1.0), CHANNELS, GRID, members=2)
+    keys = stepper.member_keys(range(4))
+    value = rollout_loss(stepper, loss, windows, torch.zeros(2, steps, 0, 32, 64), keys, members=2)
+    alone = roll(stepper, [0, 1, 2, 3], steps).unflatten(1, (2, 2))  # (step, window, member, ...)
+    crps = AlmostFairCRPS(GRID, 0.95)
+    expected = sum(crps(alone[i], windows[:, i + 1]).mean() for i in range(steps)) / steps
+    torch.testing.assert_close(value, expected)
+    assert not torch.allclose(alone[-1, :, 0], alone[-1, :, 1]), "a window's members differ by their forcing"
+
+
 def calibrated_checkpoint(trained: tuple[Path, Path], tmp_path: Path) -> Path:
     config, workdir = trained
     output = tmp_path / "calibrated.ckpt"
@@ -241,3 +258,18 @@ def test_training_through_the_forcing_keeps_the_statistics_and_forecasts_with_it
         assert np.array_equal(first[name].values, again[name].values)
         assert not np.allclose(first[name].values, deterministic[name].values)
         assert not np.allclose(first[name].values, reseeded[name].values)
+
+
+def test_ensemble_training_needs_the_forcing_and_trains_through_it(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ensemble = ["--set", "train.ensemble_members=2", "--set", "train.loss.crps=1.0", "--set", "train.loss.mse=0"]
+    unforced = ["train", "--config", str(trained[0]), "--device", "cpu", *ensemble]
+    assert main([*unforced, "--set", f"train.checkpoint={tmp_path / 'refused.ckpt'}"]) != 0
+    assert "train.ensemble_members is 2: members differ only by stepper.stochastic_forcing" in capsys.readouterr().err
+    config = forced_config(trained, tmp_path, calibrated_checkpoint(trained, tmp_path), "ensemble.ckpt")
+    assert main(["train", "--config", str(config), "--device", "cpu", *ensemble]) == 0
+    with (tmp_path / "ensemble.metrics.csv").open() as metrics:
+        validation = [float(row["validation_loss"]) for row in csv.DictReader(metrics) if row["validation_loss"]]
+    assert len(validation) == 1 and math.isfinite(validation[0])
+    assert not (tmp_path / "refused.ckpt").exists()

@@ -2,6 +2,12 @@
 
 * area-weighted MSE: the mean squared error per unit area (the grid's quadrature),
   so polar rows of an equiangular grid do not count more than they cover;
+* CRPS of an ensemble rollout (``train.ensemble_members`` > 1, members differing by
+  the stochastic forcing): the almost-fair estimator of AIFS-CRPS (Lang et al.
+  2024) per point, area-weighted. MSE rewards a deterministic model for the mean of
+  the futures its inputs allow, and damps whatever noise it is trained through;
+  CRPS rewards members that each look like one such future and spread as far as
+  the error;
 * spectral loss: squared difference of the amplitude spectra ``sqrt(power(l))``
   per spherical-harmonic degree; phase-blind, it penalizes the loss of
   small-scale energy that MSE rewards in long rollouts (blurring);
@@ -18,7 +24,9 @@
   asked for, which this term prices separately.
 
 Inputs are normalized ``(batch, channel, lat, lon)``; each term is a weighted
-mean over channels (weights default to one) and a mean over the batch.
+mean over channels (weights default to one) and a mean over the batch. With an
+ensemble, predictions are ``(batch * members, ...)``, each window's members
+consecutive: the CRPS scores them together, every other term each member alone.
 """
 
 from __future__ import annotations
@@ -40,6 +48,11 @@ from emulator.winds import DIVERGENT, WindChannels
 
 class LossConfig(Strict):
     channel_weights: dict[str, float] = Field(default_factory=dict, description="relative weight per channel")
+    mse: float = Field(1.0, ge=0, description="weight of the area-weighted MSE (of each member)")
+    crps: float = Field(0.0, ge=0, description="weight of the ensemble's CRPS; needs train.ensemble_members > 1")
+    crps_fairness: float = Field(
+        0.95, gt=0, le=1, description="alpha of the almost-fair CRPS; 1: the fair one, whose optimum is degenerate"
+    )
     spectral: float = Field(0.0, ge=0, description="weight of the amplitude-spectrum loss")
     log_spectral: float = Field(0.0, ge=0, description="weight of the log-amplitude-spectrum loss")
     sobolev: float = Field(0.0, ge=0, description="weight of the H^-s norm of the error")
@@ -56,6 +69,27 @@ class AreaWeightedMSE(nn.Module):
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.area_mean((prediction - target).square())[..., 0, 0]
+
+
+class AlmostFairCRPS(nn.Module):
+    """``(batch, channel)`` area mean of the almost-fair CRPS of ``(batch, member, channel, lat, lon)`` members.
+
+    ``mean_j |x_j - y| - (1 - (1 - alpha) / M) / (2 M (M - 1)) sum_(j != k) |x_j - x_k|``: with
+    ``alpha = 1`` the fair estimator (unbiased for the CRPS of the members' distribution).
+    """
+
+    def __init__(self, grid: Grid, fairness: float) -> None:
+        super().__init__()
+        self.area_mean = AreaMean(grid)
+        self.fairness = fairness
+
+    def forward(self, members: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        count = members.shape[1]
+        skill = (members - target[:, None]).abs().mean(dim=1)
+        spread = (members[:, :, None] - members[:, None, :]).abs().sum(dim=(1, 2))
+        discount = 1.0 - (1.0 - self.fairness) / count
+        score = skill - discount * spread / (2 * count * (count - 1))
+        return self.area_mean(score)[..., 0, 0]
 
 
 class DegreePower(nn.Module):
@@ -138,19 +172,35 @@ class DivergenceLoss(nn.Module):
 
 
 class TrainingLoss(nn.Module):
-    """The configured sum of terms, channel-weighted: ``(batch, channel, lat, lon)`` pairs -> scalar."""
+    """The configured sum of terms, channel-weighted: ``(batch [* members], channel, lat, lon)`` pairs -> scalar."""
 
-    def __init__(self, config: LossConfig, channels: list[str], grid: Grid, std: Sequence[float] | None = None) -> None:
-        """``std``: each channel's normalization scale, needed by the divergence term only."""
+    def __init__(
+        self,
+        config: LossConfig,
+        channels: list[str],
+        grid: Grid,
+        std: Sequence[float] | None = None,
+        members: int = 1,
+    ) -> None:
+        """``std``: each channel's normalization scale, needed by the divergence term only;
+        ``members``: predictions per target, consecutive in the batch."""
         super().__init__()
         unknown = sorted(set(config.channel_weights) - set(channels))
         if unknown:
             raise EmulatorError(f"train.loss.channel_weights: {unknown[0]!r} is not a prognostic channel")
+        if config.crps > 0 and members < 2:
+            raise EmulatorError(f"train.loss.crps needs an ensemble: train.ensemble_members is {members}")
         weights = torch.tensor([config.channel_weights.get(name, 1.0) for name in channels])
         self.channel_weights: torch.Tensor
         self.register_buffer("channel_weights", weights / weights.mean(), persistent=False)
-        self.terms = nn.ModuleList([AreaWeightedMSE(grid)])
-        self.term_weights = [1.0]
+        self.members = members
+        self.crps = AlmostFairCRPS(grid, config.crps_fairness) if config.crps > 0 else None
+        self.crps_weight = config.crps
+        self.terms = nn.ModuleList()
+        self.term_weights: list[float] = []
+        if config.mse > 0:
+            self.terms.append(AreaWeightedMSE(grid))
+            self.term_weights.append(config.mse)
         if config.spectral > 0:
             self.terms.append(SpectralLoss(grid))
             self.term_weights.append(config.spectral)
@@ -168,6 +218,10 @@ class TrainingLoss(nn.Module):
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = prediction.new_zeros((), dtype=torch.float32)
+        if self.crps is not None:
+            members = prediction.unflatten(0, (-1, self.members))
+            total = total + self.crps_weight * (self.crps(members, target).float() * self.channel_weights).mean()
+        each = target.repeat_interleave(self.members, dim=0) if self.members > 1 else target
         for weight, term in zip(self.term_weights, self.terms, strict=True):
-            total = total + weight * (term(prediction, target).float() * self.channel_weights).mean()
+            total = total + weight * (term(prediction, each).float() * self.channel_weights).mean()
         return total

@@ -3,11 +3,14 @@
 Each optimisation step rolls the stepper ``rollout_steps`` times from the first
 state of a window (plus ``input_noise``, and the stochastic forcing after every
 step when ``stepper.stochastic_forcing`` is set) and averages the configured loss
-against the following states. Each stage of the curriculum has its own rollout
-length and a learning rate that warms up then decays on a cosine. Validation
-runs after every epoch, on the EMA weights when ``ema_decay`` is set, with the
-longest rollout of the curriculum; the checkpoint kept is the one with the
-lowest validation loss (the last one when no validation period is set).
+against the following states. With ``ensemble_members`` > 1 each window is rolled
+out by that many members, each with its own draw of the stochastic forcing, and
+validated the same way (with fixed draws), so that an ensemble loss (CRPS) sees
+them. Each stage of the curriculum has its own rollout length and a learning
+rate that warms up then decays on a cosine. Validation runs after every epoch,
+on the EMA weights when ``ema_decay`` is set, with the longest rollout of the
+curriculum; the checkpoint kept is the one with the lowest validation loss (the
+last one when no validation period is set).
 
 Every ``checkpoint_every`` steps and at the end of every epoch the whole state
 (weights, EMA, optimizer, position) is saved beside the checkpoint; ``resume``
@@ -64,12 +67,15 @@ def rollout_loss(
     state: torch.Tensor,
     forcing: torch.Tensor,
     keys: Sequence[tuple[int, ...]] = (),
+    members: int = 1,
 ) -> torch.Tensor:
     """Mean loss over a multi-step rollout of ``state[:, 0]`` against ``state[:, 1:]``.
 
-    ``keys`` (one per window) seed the generators of the stepper's stochastic forcing, when it has one.
+    Each window is rolled out by ``members`` members, consecutive in the batch; ``keys``
+    (one per member) seed the generators of the stepper's stochastic forcing, when it has one.
     """
-    prediction, total = state[:, 0], state.new_zeros(())
+    prediction, total = state[:, 0].repeat_interleave(members, dim=0), state.new_zeros(())
+    forcing = forcing.repeat_interleave(members, dim=0)
     steps = state.shape[1] - 1
     for i, noise in enumerate(islice(stepper.forcing_noise(keys), steps)):
         prediction = stepper.step(prediction, forcing[:, i], noise)
@@ -110,6 +116,12 @@ class Trainer:
                 "stepper.stochastic_forcing: train.init_checkpoint must be a checkpoint with residual statistics "
                 f"(run emulator calibrate on it); it is {settings.init_checkpoint}"
             )
+        self.members = settings.ensemble_members
+        if self.members > 1 and config.stepper.stochastic_forcing is None:
+            raise EmulatorError(
+                f"train.ensemble_members is {self.members}: members differ only by stepper.stochastic_forcing, "
+                "which is not set"
+            )
         torch.manual_seed(settings.seed)
         self.model = build_for(config, data.prognostic, data.forcing, grid).to(device)
         # Parameters only: the models' buffers are constants (transform matrices, index
@@ -122,9 +134,12 @@ class Trainer:
         prognostic = normalizer.subset(data.prognostic)
         self.stepper = Stepper(self.model, prognostic, config.stepper, grid, residual_statistics).to(device)
         evaluated = self.model if self.ema is None else self.ema.module
-        deterministic = config.stepper.model_copy(update={"stochastic_forcing": None})
-        self.evaluation_stepper = Stepper(evaluated, prognostic, deterministic, grid).to(device)
-        self.loss = TrainingLoss(settings.loss, data.prognostic, grid, prognostic.std.tolist()).to(device)
+        validated = config.stepper
+        if self.members == 1:
+            validated = config.stepper.model_copy(update={"stochastic_forcing": None})
+        self.evaluation_stepper = Stepper(evaluated, prognostic, validated, grid, residual_statistics).to(device)
+        std = prognostic.std.tolist()
+        self.loss = TrainingLoss(settings.loss, data.prognostic, grid, std, self.members).to(device)
         length = settings.input_noise_length_scale_km
         self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
         channels = normalizer.subset(data.prognostic + data.forcing)
@@ -160,9 +175,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         bf16 = self.config.train.precision == "bf16"
-        keys = [(self.config.train.seed, step, k, FORCING_STREAM) for k in range(len(state))]
+        keys = [(self.config.train.seed, step, k, FORCING_STREAM) for k in range(len(state) * self.members)]
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            value = rollout_loss(self.stepper, self.loss, self.noisy_inputs(state, step), forcing, keys)
+            noisy = self.noisy_inputs(state, step)
+            value = rollout_loss(self.stepper, self.loss, noisy, forcing, keys, self.members)
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         clip = self.config.train.gradient_clip or math.inf
@@ -177,7 +193,10 @@ class Trainer:
         self.evaluated_model.eval()
         total, count = 0.0, 0
         for state, forcing in batches.epoch(0):
-            loss = rollout_loss(self.evaluation_stepper, self.loss, state.to(self.device), forcing.to(self.device))
+            members = range(count * self.members, (count + len(state)) * self.members)
+            keys = self.evaluation_stepper.member_keys(members)
+            state, forcing = state.to(self.device), forcing.to(self.device)
+            loss = rollout_loss(self.evaluation_stepper, self.loss, state, forcing, keys, self.members)
             total, count = total + float(loss) * len(state), count + len(state)
         self.evaluated_model.train()
         return total / count
