@@ -31,6 +31,18 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"store: {path}")
 
 
+def _world_climate(args: argparse.Namespace) -> None:
+    from emulator.training.online import world_grid
+    from emulator.world.climate import write_world_climate
+
+    config = _config(args)
+    if config.world is None:
+        raise EmulatorError(f"{args.config}: world: section missing (world-climate needs it)")
+    grid, channels = world_grid(config.world), config.data.prognostic
+    path = write_world_climate(config.world, grid, channels, args.years, args.seed_base, args.output, args.days)
+    print(f"climate: {path}")
+
+
 def _beside_store(store: str, suffix: str) -> str:
     """``<store><suffix>`` beside a local store; in the working directory for a URL."""
     stem = store.rstrip("/")
@@ -182,6 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(sub)
     sub.add_argument("--output", help="store path (default: data.store of the config)")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing store")
+
+    sub = command(
+        "world-climate",
+        _world_climate,
+        "Simulate independent years of the built-in world and write their daily band power (NetCDF), "
+        "the target of a climate loss (train.climate).",
+    )
+    _add_config(sub)
+    sub.add_argument("--years", type=int, default=16, help="independent years, simulated together (default: 16)")
+    sub.add_argument("--seed-base", type=int, default=1000, help="the members' seeds start here (default: 1000)")
+    sub.add_argument("--days", type=int, default=365, help="daily samples of each year (default: 365)")
+    sub.add_argument("--output", required=True, help="NetCDF file to write")
 
     sub = command(
         "ingest", _ingest, "Validate a store against a data config and compute normalization statistics with dask."

@@ -25,6 +25,7 @@ from emulator.perturbations import InitialPerturbationConfig, RandomFieldConfig
 from emulator.schema import Strict
 from emulator.stability import Bounds, SpectralFilterConfig
 from emulator.stochastic import StochasticForcingConfig
+from emulator.training.climate import ClimateLossConfig
 from emulator.training.loss import LossConfig
 from emulator.training.mirror import MirrorConfig
 from emulator.world.shallow_water import WorldPhysics
@@ -171,6 +172,9 @@ class TrainConfig(Strict):
         1, gt=0, description="rollouts of each window, each with its own stochastic forcing (for the CRPS loss)"
     )
     loss: LossConfig = LossConfig()
+    climate: ClimateLossConfig | None = Field(
+        None, description="a climate loss on free-running chains (emulator.training.climate); None: off"
+    )
     num_workers: int = Field(0, ge=0)
     checkpoint: str = "checkpoints/model.ckpt"
     checkpoint_every: int | None = Field(None, gt=0, description="also save the resumable state every N steps")

@@ -21,6 +21,7 @@ from torch_harmonics import RealSHT, RealVectorSHT
 from emulator.grid import Grid
 
 WIND = ("u_component_of_wind", "v_component_of_wind")
+OCTAVE_BANDS = ((1, 2), (2, 4), (4, 8), (8, 16), (16, 32))  # degrees [low, high)
 
 
 def wind_levels(channels: Iterable[str]) -> list[str]:
@@ -76,3 +77,27 @@ class KineticEnergySpectrum(nn.Module):
         # |grad Y_lm|^2 integrates to l (l + 1): E_l = l (l + 1) / 2 * (|psi_l|^2 + |chi_l|^2).
         coefficients = self.vsht(wind.double())
         return 0.5 * self.eigenvalues * degree_power(coefficients).sum(dim=-2)
+
+
+class BandPower(nn.Module):
+    """Physical ``(batch, channel, lat, lon)`` states -> ``(batch, quantity, band)`` mean power per degree.
+
+    The quantities are the channels, then the kinetic energy at each wind level
+    (``kinetic_energy@250``); the bands are those of :data:`OCTAVE_BANDS` that the
+    grid resolves whole (``labels``: ``"1-1"``, ``"2-3"``, ...). Differentiable (a
+    climate loss trains through it).
+    """
+
+    def __init__(self, grid: Grid, channels: list[str]) -> None:
+        super().__init__()
+        levels = wind_levels(channels)
+        self.quantities = [*channels, *(f"kinetic_energy{'@' + level if level else ''}" for level in levels)]
+        self.bands = [(low, high) for low, high in OCTAVE_BANDS if high <= grid.max_degree]
+        self.labels = [f"{low}-{high - 1}" for low, high in self.bands]
+        self.winds = [[channels.index(name) for name in wind_pair(level)] for level in levels]
+        self.power, self.kinetic = PowerSpectrum(grid), KineticEnergySpectrum(grid)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        spectra = [self.power(state), *(self.kinetic(state[:, wind])[:, None] for wind in self.winds)]
+        degrees = torch.cat(spectra, dim=1)
+        return torch.stack([degrees[..., low:high].mean(dim=-1) for low, high in self.bands], dim=-1)

@@ -58,12 +58,20 @@ def checkpoint_weights(path: Path) -> list[torch.Tensor]:
 RUN = {"batch_size": 2, "epochs": 4, "checkpoint_every": 3, "log_every": 1, "input_noise": 0.05, "ema_decay": 0.9}
 
 
-def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("climate", [False, True], ids=["plain", "with-climate-loss"])
+def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path, tmp_path: Path, climate: bool) -> None:
+    """With the climate loss, its chains and running ratio are part of the state that resumes."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    config = write_config(world_store, straight, **RUN)
+    run = dict(RUN)
+    if climate:
+        target = tmp_path / "climate.nc"
+        world = ["world-climate", "--config", str(write_config(world_store, tmp_path / "world")), "--years", "2"]
+        assert main([*world, "--days", "2", "--output", str(target)]) == 0
+        run["climate"] = {"target": str(target), "chains": 2, "spinup_steps": 2, "weight": 0.5}
+    config = write_config(world_store, straight, **run)
     assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
 
-    config = write_config(world_store, killed, **RUN)
+    config = write_config(world_store, killed, **run)
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator", "train", "--config", str(config), "--device", "cpu"],
         stdout=subprocess.DEVNULL,

@@ -21,7 +21,7 @@ def test_members_are_independent_years_and_the_cache_is_reused_only_for_its_reci
     assert torch.isfinite(climate.bands).all() and (climate.bands > 0).all()
     assert not torch.allclose(climate.bands[0], climate.bands[1], rtol=1e-3), "members follow their own seeds"
     stored = xr.open_dataset(cache)
-    assert list(stored.quantity.values) == [*CHANNELS, "kinetic_energy"] and stored.band_power.dims[-1] == "band"
+    assert list(stored.quantity.values) == [*CHANNELS, "kinetic_energy@250"] and stored.band_power.dims[-1] == "band"
     stored.close()
     cached = world_climate(WORLD, diagnostics, 2, cache, days=2)
     assert torch.equal(cached.energy, climate.energy) and torch.equal(cached.bands, climate.bands)

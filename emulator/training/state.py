@@ -1,7 +1,8 @@
 """The resumable state of a training run: one safetensors file, nothing unpickled.
 
-Tensors: the model's weights (``model.*``), the EMA's (``ema.*``) and the
-optimizer's per-parameter state (``optimizer.<index>.<name>``). Metadata (JSON):
+Tensors: the model's weights (``model.*``), the EMA's (``ema.*``), the
+optimizer's per-parameter state (``optimizer.<index>.<name>``) and those of other
+parts of the run that carry state (``climate.*``: the climate loss's chains). Metadata (JSON):
 where the run is (:class:`Progress`), the optimizer's parameter groups, the
 normalizer and the config that made the run, so that ``--resume`` refuses a
 state written under another config.
@@ -61,9 +62,11 @@ def save_state(
     ema: nn.Module | None,
     optimizer: torch.optim.Optimizer,
     progress: Progress,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write the state atomically (a temporary file renamed on success)."""
-    tensors = {f"model.{name}": value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+    """Write the state atomically (a temporary file renamed on success); ``extra``: more named tensors."""
+    tensors = {name: value.detach().cpu().contiguous() for name, value in (extra or {}).items()}
+    tensors |= {f"model.{name}": value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
     if ema is not None:
         tensors |= {f"ema.{name}": value.detach().cpu().contiguous() for name, value in ema.state_dict().items()}
     optimizer_tensors, groups = _optimizer_tensors(optimizer)
@@ -93,8 +96,8 @@ def load_normalizer(path: Path) -> Normalizer:
 
 def load_state(
     path: Path, config: Config, model: nn.Module, ema: nn.Module | None, optimizer: torch.optim.Optimizer
-) -> Progress:
-    """Restore weights, EMA and optimizer in place; return where the run was."""
+) -> tuple[Progress, dict[str, torch.Tensor]]:
+    """Restore weights, EMA and optimizer in place; return where the run was and the state's other tensors."""
     metadata, tensors = read_tensor_file(path, FORMAT, "training state")
     saved, current = json.loads(metadata["config"]), json.loads(config.model_dump_json())
     section = _differing_section(saved, current)
@@ -108,4 +111,6 @@ def load_state(
         index, key = name.split(".", 1)
         entries.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": entries, "param_groups": json.loads(metadata["param_groups"])})
-    return Progress(**json.loads(metadata["progress"]))
+    known = ("model.", "ema.", "optimizer.")
+    extra = {name: value for name, value in tensors.items() if not name.startswith(known)}
+    return Progress(**json.loads(metadata["progress"])), extra

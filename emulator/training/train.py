@@ -10,7 +10,9 @@ them. Each stage of the curriculum has its own rollout length and a learning
 rate that warms up then decays on a cosine. Validation runs after every epoch,
 on the EMA weights when ``ema_decay`` is set, with the longest rollout of the
 curriculum; the checkpoint kept is the one with the lowest validation loss (the
-last one when no validation period is set).
+last one when no validation period is set). With ``train.climate`` the climate
+loss of :mod:`emulator.training.climate` is added to every step's loss (not to
+validation); its chains start from states of the training period.
 
 Every ``checkpoint_every`` steps and at the end of every epoch the whole state
 (weights, EMA, optimizer, position) is saved beside the checkpoint; ``resume``
@@ -28,6 +30,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -46,6 +49,7 @@ from emulator.perturbations import GaussianRandomField, seeded_generator
 from emulator.stepper import FORCING_STREAM, Stepper
 from emulator.stochastic import ResidualStatistics
 from emulator.training.batches import Batch, StoreBatches, epoch_key
+from emulator.training.climate import ClimateConstraint
 from emulator.training.loss import TrainingLoss
 from emulator.training.mirror import Mirror
 from emulator.training.online import OnlineBatches, estimate_statistics, world_grid
@@ -140,6 +144,12 @@ class Trainer:
         self.evaluation_stepper = Stepper(evaluated, prognostic, validated, grid, residual_statistics).to(device)
         std = prognostic.std.tolist()
         self.loss = TrainingLoss(settings.loss, data.prognostic, grid, std, self.members).to(device)
+        self.climate = None
+        if settings.climate is not None:
+            if data.forcing:
+                raise EmulatorError("train.climate: the chains run without forcings; data.forcing must be empty")
+            mean, deviation = (torch.as_tensor(values) for values in (prognostic.mean, prognostic.std))
+            self.climate = ClimateConstraint(settings.climate, data.prognostic, grid, mean, deviation).to(device)
         length = settings.input_noise_length_scale_km
         self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
         channels = normalizer.subset(data.prognostic + data.forcing)
@@ -179,6 +189,8 @@ class Trainer:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
             noisy = self.noisy_inputs(state, step)
             value = rollout_loss(self.stepper, self.loss, noisy, forcing, keys, self.members)
+            if self.climate is not None:
+                value = value + self.climate(self.stepper, step)
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         clip = self.config.train.gradient_clip or math.inf
@@ -257,8 +269,9 @@ def _run_stages(
 
     def save_progress() -> None:
         progress.metrics_rows = metrics.rows
+        extra = trainer.climate.state_tensors() if trainer.climate is not None else None
         save_state(
-            state_path(path), config, trainer.normalizer, trainer.model, trainer.ema, trainer.optimizer, progress
+            state_path(path), config, trainer.normalizer, trainer.model, trainer.ema, trainer.optimizer, progress, extra
         )
 
     done_before = sum(totals[: progress.stage])
@@ -349,6 +362,15 @@ class TrainingData:
             self.source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid)
         return self._store_batches(steps, period, shuffle=False)
 
+    def chain_states(self, count: int) -> torch.Tensor:
+        """``count`` normalized states spread evenly over the training period: the climate loss's chains start there."""
+        if self.source is None:
+            raise EmulatorError("train.climate: its chains start from the store's training period; online has none")
+        data = self.config.data
+        indices = self.source.period_indices(data.train_period)
+        chosen = indices[np.linspace(0, len(indices) - 1, count).round().astype(np.int64)]
+        return self.normalizer.subset(data.prognostic).normalize(torch.from_numpy(self.source.read(chosen)))
+
     def _store_batches(self, steps: int, period: tuple[str, str] | None, shuffle: bool) -> StoreBatches:
         settings, data = self.config.train, self.config.data
         assert self.source is not None
@@ -371,11 +393,16 @@ def train(config: Config, device: str = "auto", resume: bool = False) -> Path:
     trainer = Trainer(config, data.normalizer, data.grid, choose_device(device), statistics)
     progress = Progress()
     if resume:
-        progress = load_state(saved, config, trainer.model, trainer.ema, trainer.optimizer)
+        progress, tensors = load_state(saved, config, trainer.model, trainer.ema, trainer.optimizer)
+        if trainer.climate is not None:
+            trainer.climate.load_state_tensors(tensors)
         LOG.info("resuming %s at step %d (stage %d, epoch %d)", saved, progress.step, progress.stage, progress.epoch)
     elif data.initial is not None:
         trainer.model.load_state_dict(data.initial.model.state_dict())
     LOG.info("%s with %d parameters", config.model.name, parameter_count(trainer.model))
+    if trainer.climate is not None and trainer.climate.chains is None:
+        LOG.info("spinning up %d climate chains", trainer.climate.config.chains)
+        trainer.climate.start(trainer.stepper, data.chain_states(trainer.climate.config.chains).to(trainer.device))
     stages = settings.stages()
     training = [data.training(index, stage.rollout_steps) for index, stage in enumerate(stages)]
     validation = data.validation(max(stage.rollout_steps for stage in stages))

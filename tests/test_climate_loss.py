@@ -1,0 +1,121 @@
+"""The climate loss: band power on the sphere, its target file, and chains trained toward it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+from torch_harmonics import InverseRealSHT
+
+from emulator.cli import main
+from emulator.config import StepperConfig
+from emulator.data.normalizer import Normalizer
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.spectra import BandPower, PowerSpectrum
+from emulator.stepper import Stepper
+from emulator.training.climate import ClimateConstraint, ClimateLossConfig, read_target
+from emulator.world.climate import climate_dataset
+from tests.conftest import CHANNELS
+
+GRID = Grid(32, 64, "legendre-gauss")  # resolves degrees 0-31: every octave band
+LABELS = ["1-1", "2-3", "4-7", "8-15", "16-31"]
+
+
+def random_fields(seed: int, batch: int = 1) -> torch.Tensor:
+    """``(batch, 3, 32, 64)`` fields with power at every degree below 32."""
+    generator = torch.Generator().manual_seed(seed)
+    coefficients = torch.view_as_complex(torch.randn(batch, 3, 32, 32, 2, generator=generator)).tril()
+    coefficients[..., 0] = coefficients[..., 0].real.to(coefficients.dtype)
+    return InverseRealSHT(32, 64, lmax=32, mmax=32, grid=GRID.kind)(coefficients)
+
+
+def write_target(path: Path, bands: torch.Tensor, quantities: list[str] | None = None) -> Path:
+    energy = torch.ones(1, 1)
+    dataset = climate_dataset(energy, bands[None, None], quantities or BandPower(GRID, CHANNELS).quantities, LABELS)
+    dataset.to_netcdf(path)
+    return path
+
+
+def test_band_power_is_each_channels_mean_power_per_degree_and_the_kinetic_energy() -> None:
+    coefficients = torch.zeros(1, 3, 32, 32, dtype=torch.complex64)
+    coefficients[0, 0, 5, 2] = 1.0  # geopotential at degree 5 only: band 4-7
+    field = InverseRealSHT(32, 64, lmax=32, mmax=32, grid=GRID.kind)(coefficients)
+    band_power = BandPower(GRID, CHANNELS)
+    assert band_power.quantities == [*CHANNELS, "kinetic_energy@250"] and band_power.labels == LABELS
+    assert BandPower(Grid(32, 64), CHANNELS).labels == LABELS[:4], "degrees 0-15 resolved: four whole bands"
+    bands = band_power(field)[0]
+    degree_five = PowerSpectrum(GRID)(field[0, 0])[5]
+    torch.testing.assert_close(
+        bands[0], torch.tensor([0, 0, degree_five / 4, 0, 0], dtype=bands.dtype), atol=1e-9, rtol=1e-5
+    )
+    assert float(bands[1:].abs().max()) < 1e-12
+
+
+def test_target_file_is_checked_for_its_quantities_bands_and_power(tmp_path: Path) -> None:
+    quantities = BandPower(GRID, CHANNELS).quantities
+    bands = torch.rand(4, 5, dtype=torch.float64) + 0.5
+    torch.testing.assert_close(read_target(str(write_target(tmp_path / "good.nc", bands)), quantities, LABELS), bands)
+    with pytest.raises(EmulatorError, match=r"train.climate.target: .*missing.nc does not exist"):
+        read_target(str(tmp_path / "missing.nc"), quantities, LABELS)
+    other = write_target(tmp_path / "other.nc", bands, [*CHANNELS[:2], "temperature@850", quantities[3]])
+    with pytest.raises(EmulatorError, match=r"other.nc: band_power has no quantity 'v_component_of_wind@250'"):
+        read_target(str(other), quantities, LABELS)
+    zero = bands.clone()
+    zero[3, 4] = 0.0
+    with pytest.raises(EmulatorError, match=r"band_power of kinetic_energy@250 in band 16-31 is not positive"):
+        read_target(str(write_target(tmp_path / "zero.nc", zero)), quantities, LABELS)
+    renamed = xr.open_dataset(tmp_path / "good.nc").rename({"band_power": "power"})
+    renamed.to_netcdf(tmp_path / "renamed.nc")
+    with pytest.raises(EmulatorError, match=r"renamed.nc has no variable 'band_power'"):
+        read_target(str(tmp_path / "renamed.nc"), quantities, LABELS)
+
+
+class Pattern(nn.Module):
+    """Next state ``gain * pattern`` whatever the input: a climate of one free parameter."""
+
+    def __init__(self, pattern: torch.Tensor) -> None:
+        super().__init__()
+        self.pattern, self.gain = pattern, nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gain * self.pattern.expand(len(x), -1, -1, -1)
+
+
+def test_chains_trained_by_the_climate_loss_reach_the_target_power(tmp_path: Path) -> None:
+    pattern = random_fields(0)
+    std = torch.tensor([2.0, 1.0, 1.0])
+    target = BandPower(GRID, CHANNELS)((2.0 * pattern * std[:, None, None]).double())[0]
+    config = ClimateLossConfig(
+        target=str(write_target(tmp_path / "target.nc", target)), chains=2, spinup_steps=1, memory=0.8
+    )
+    model = Pattern(pattern)
+    normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), std.double().numpy(), np.ones(3))
+    stepper = Stepper(model, normalizer, StepperConfig(residual=False), GRID)
+    climate = ClimateConstraint(config, CHANNELS, GRID, torch.zeros(3), std)
+    climate.start(stepper, random_fields(1, batch=2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for step in range(150):
+        optimizer.zero_grad()
+        climate(stepper, step).backward()
+        optimizer.step()
+    assert abs(model.gain.item() - 2.0) < 0.02, "the power of twice the pattern is the target's"
+    assert climate.ratio is not None and float((climate.ratio - 1).abs().max()) < 0.05
+
+
+def test_climate_loss_trains_from_a_world_climate_file_and_resumes_its_chains(
+    tiny_config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "climate.nc"
+    world = ["world-climate", "--config", str(tiny_config_file), "--years", "2", "--days", "2"]
+    assert main([*world, "--output", str(target)]) == 0
+    with xr.open_dataset(target) as written:
+        assert written.band_power.dims == ("year", "day", "quantity", "band") and written.band_power.shape[:2] == (2, 2)
+    settings = f"train.climate={{target: {target}, chains: 2, spinup_steps: 2, weight: 0.5}}"
+    arguments = ["train", "--config", str(tiny_config_file), "--device", "cpu", "--set", settings]
+    assert main([*arguments, "--set", "train.max_steps=2"]) == 0
+    missing = f"train.climate={{target: {tmp_path / 'none.nc'}}}"
+    assert main(["train", "--config", str(tiny_config_file), "--device", "cpu", "--set", missing]) == 1
+    assert "train.climate.target: " in capsys.readouterr().err
