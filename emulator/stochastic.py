@@ -189,10 +189,16 @@ class StochasticForcing(nn.Module):
         coefficients = torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device)).tril()
         return self.transform.synthesis(coefficients, self.chosen) * self.inverse_std
 
+    def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """The AR(1) state after ``eta``, one member per generator; a stationary draw when ``eta`` is ``None``."""
+        innovation = self.sample(generators)
+        if eta is None:
+            return innovation
+        return self.correlation * eta + math.sqrt(1.0 - self.correlation**2) * innovation
+
     def draws(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
         """``eta_1, eta_2, ...`` of one rollout per generator, from the stationary distribution."""
-        rho = self.correlation
-        eta = self.sample(generators)
+        eta = self.advance(None, generators)
         while True:
-            eta = rho * eta + math.sqrt(1.0 - rho**2) * self.sample(generators)
+            eta = self.advance(eta, generators)
             yield eta

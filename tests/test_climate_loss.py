@@ -19,6 +19,7 @@ from emulator.stepper import Stepper
 from emulator.training.climate import ClimateConstraint, ClimateLossConfig, read_target
 from emulator.world.climate import climate_dataset
 from tests.conftest import CHANNELS
+from tests.test_stochastic import STD, stochastic_stepper
 
 GRID = Grid(32, 64, "legendre-gauss")  # resolves degrees 0-31: every octave band
 LABELS = ["1-1", "2-3", "4-7", "8-15", "16-31"]
@@ -119,3 +120,25 @@ def test_climate_loss_trains_from_a_world_climate_file_and_resumes_its_chains(
     missing = f"train.climate={{target: {tmp_path / 'none.nc'}}}"
     assert main(["train", "--config", str(tiny_config_file), "--device", "cpu", "--set", missing]) == 1
     assert "train.climate.target: " in capsys.readouterr().err
+
+
+def test_chains_red_noise_carries_on_across_optimizer_steps(tmp_path: Path) -> None:
+    """Drawn afresh at every step, the forcing would lose the memory that makes its effect on the chains."""
+    stepper = stochastic_stepper()  # lag-one correlation 0.6
+    grid = Grid(32, 64)
+    band_power = BandPower(grid, CHANNELS)
+    target = tmp_path / "target.nc"
+    bands = torch.ones(1, 1, 4, len(band_power.labels))
+    climate_dataset(torch.ones(1, 1), bands, band_power.quantities, band_power.labels).to_netcdf(target)
+    config = ClimateLossConfig(target=str(target), chains=64, steps=1, spinup_steps=0)
+    climate = ClimateConstraint(config, CHANNELS, grid, torch.zeros(3), STD)
+    climate.start(stepper, torch.zeros(64, 3, 32, 64))
+    forcings = []
+    for step in range(2):
+        climate(stepper, step)
+        assert climate.forcing is not None
+        forcings.append(climate.forcing.clone())
+    correlation = float(
+        (forcings[0] * forcings[1]).sum() / (forcings[0].square().sum() * forcings[1].square().sum()).sqrt()
+    )
+    assert abs(correlation - 0.6) < 0.05

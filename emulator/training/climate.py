@@ -5,7 +5,9 @@ of rollouts years on, is another matter, and small changes of the weights move i
 tens of percent in a band. This term asks for it directly, in the spirit of DySLIM
 (Schiff et al. 2024), which matches a model's invariant measure to the data's.
 ``chains`` states run freely with the training stepper (its controls and stochastic
-forcing), persistent across optimizer steps: spun up ``spinup_steps`` from states of
+forcing, whose red noise carries on across optimizer steps as in a rollout; drawn
+afresh each step it would lose the coherence that makes its effect), persistent
+across optimizer steps: spun up ``spinup_steps`` from states of
 the training period before the first step, then advanced ``steps`` steps with
 gradient at every optimizer step. Their band power (:class:`~emulator.spectra.BandPower`:
 each channel and each level's kinetic energy, in octave bands of degrees) over the
@@ -32,6 +34,7 @@ from torch import nn
 
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.perturbations import seeded_generator
 from emulator.schema import Strict
 from emulator.spectra import BandPower
 
@@ -94,13 +97,20 @@ class ClimateConstraint(nn.Module):
         self.register_buffer("mean", mean.float()[:, None, None], persistent=False)
         self.register_buffer("std", std.float()[:, None, None], persistent=False)
         self.chains: torch.Tensor | None = None
+        self.forcing: torch.Tensor | None = None
         self.ratio: torch.Tensor | None = None
 
     def _advance(self, stepper: Stepper, state: torch.Tensor, steps: int, key: tuple[int, ...]) -> list[torch.Tensor]:
-        noises = stepper.forcing_noise([(self.config.seed, *key, chain, CHAIN_STREAM) for chain in range(len(state))])
+        """``steps`` steps of the chains; their stochastic forcing's red noise carries on from the last call."""
+        forcing = stepper.stochastic_forcing
+        generators = [seeded_generator((self.config.seed, *key, chain, CHAIN_STREAM)) for chain in range(len(state))]
         empty = state.new_zeros(1, 0, *state.shape[-2:])
         states = []
-        for _, noise in zip(range(steps), noises, strict=False):
+        for _ in range(steps):
+            noise = None
+            if forcing is not None:
+                self.forcing = forcing.advance(self.forcing, generators).to(state.device)
+                noise = self.forcing
             state = stepper.step(state, empty, noise)
             states.append(state)
         return states
@@ -127,12 +137,11 @@ class ClimateConstraint(nn.Module):
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The chains and running ratio, for the resumable state."""
-        if self.chains is None or self.ratio is None:
-            return {}
-        return {TENSOR_PREFIX + "chains": self.chains.cpu(), TENSOR_PREFIX + "ratio": self.ratio.cpu()}
+        parts = {"chains": self.chains, "forcing": self.forcing, "ratio": self.ratio}
+        return {TENSOR_PREFIX + name: value.cpu() for name, value in parts.items() if value is not None}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        device = self.target.device
-        if TENSOR_PREFIX + "chains" in tensors:
-            self.chains = tensors[TENSOR_PREFIX + "chains"].to(device)
-            self.ratio = tensors[TENSOR_PREFIX + "ratio"].to(device)
+        saved = {name: tensors.get(TENSOR_PREFIX + name) for name in ("chains", "forcing", "ratio")}
+        self.chains, self.forcing, self.ratio = (
+            None if value is None else value.to(self.target.device) for value in saved.values()
+        )
