@@ -5,17 +5,19 @@ of rollouts years on, is another matter, and small changes of the weights move i
 tens of percent in a band. This term asks for it directly, in the spirit of DySLIM
 (Schiff et al. 2024), which matches a model's invariant measure to the data's.
 ``chains`` states run freely with the training stepper (its controls and stochastic
-forcing, whose red noise carries on across optimizer steps as in a rollout; drawn
-afresh each step it would lose the coherence that makes its effect), persistent
-across optimizer steps: spun up ``spinup_steps`` from states of
+forcing), persistent across optimizer steps: spun up ``spinup_steps`` from states of
 the training period before the first step, then advanced ``steps`` steps with
-gradient at every optimizer step. Their band power (:class:`~emulator.spectra.BandPower`:
-each channel and each level's kinetic energy, in octave bands of degrees) over the
-target's gives a ratio ``R``, which a few states estimate poorly; its running mean
-``M`` (decay ``memory``) weighs the term ``weight * mean(log M * log R)``, whose
-gradient is that of ``weight * mean((log R)^2) / 2`` with the running estimate in
-place of the noisy one: every band is pushed toward the target as far as the chains'
-climate of the last hundred or so steps is off.
+gradient at every optimizer step. Their forcing's red noise carries on from step to
+step as in a rollout (drawn afresh at every optimizer step it would lose the
+coherence that makes its effect, and the chains would misread the model's climate).
+Their band power (:class:`~emulator.spectra.BandPower`: each channel and each
+level's kinetic energy, in octave bands of degrees) over the target's gives a ratio
+``R``, which a few states estimate poorly; its running mean ``M`` (decay ``memory``)
+weighs the term ``weight * mean(log M * log R)``, whose gradient is that of
+``weight * mean((log R)^2) / 2`` with the running estimate in place of the noisy one:
+every band is pushed toward the target as far as the chains' recent climate is off.
+The gradient goes through ``steps`` steps only, so modes that change slowly (degree
+1 of the built-in world) are pushed weakly.
 
 The target is a NetCDF file with ``band_power (..., quantity, band)`` (``emulator
 world-climate`` writes one from independent years of the built-in world), averaged
@@ -136,7 +138,7 @@ class ClimateConstraint(nn.Module):
         return self.config.weight * (self.ratio.log() * ratio.log()).mean().float()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The chains and running ratio, for the resumable state."""
+        """The chains, their forcing and the running ratio, for the resumable state."""
         parts = {"chains": self.chains, "forcing": self.forcing, "ratio": self.ratio}
         return {TENSOR_PREFIX + name: value.cpu() for name, value in parts.items() if value is not None}
 
