@@ -24,31 +24,12 @@ import xarray as xr
 from emulator.config import WorldConfig
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
-from emulator.grid import Grid
-from emulator.quadrature import AreaMean
-from emulator.spectra import OCTAVE_BANDS, BandPower
-from emulator.world.climate import DAYS_PER_YEAR, climate_dataset
+from emulator.spectra import OCTAVE_BANDS
+from emulator.world.climate import DAYS_PER_YEAR, Diagnostics, climate_dataset
 from emulator.world.climate import simulate_climate as simulate_year_members
 
 BANDS = OCTAVE_BANDS
 SEED_BASE = 100
-
-
-class Diagnostics:
-    """Area-mean kinetic energy and band-averaged spectra of physical ``(batch, channel, lat, lon)`` states."""
-
-    def __init__(self, grid: Grid, channels: list[str]) -> None:
-        self.grid, self.channels = grid, channels
-        self.area_mean = AreaMean(grid)
-        self.band_power = BandPower(grid, channels)
-        self.wind = [channels.index(f"{name}_component_of_wind@250") for name in ("u", "v")]
-
-    def energy(self, state: torch.Tensor) -> torch.Tensor:
-        return self.area_mean(0.5 * state[:, self.wind].square().sum(dim=1))[:, 0, 0]
-
-    def bands(self, state: torch.Tensor) -> torch.Tensor:
-        """``(batch, channel + 1, band)``: each channel's power and the kinetic energy, per octave band."""
-        return self.band_power(state)
 
 
 def spectrum_error(bands: torch.Tensor, truth_bands: torch.Tensor) -> float:
@@ -99,8 +80,7 @@ def _provenance(world: WorldConfig, channels: list[str], years: int, days: int) 
 
 def simulate_climate(world: WorldConfig, diagnostics: Diagnostics, years: int, days: int = DAYS_PER_YEAR) -> Climate:
     """``years`` members of the world (seeds ``SEED_BASE`` on), spun up, then ``days`` daily diagnostics each."""
-    grid, channels = diagnostics.grid, diagnostics.channels
-    return Climate(*simulate_year_members(world, grid, channels, years, SEED_BASE, days))
+    return Climate(*simulate_year_members(world, diagnostics, years, SEED_BASE, days))
 
 
 def world_climate(

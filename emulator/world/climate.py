@@ -27,24 +27,40 @@ from emulator.world.shallow_water import SECONDS_PER_DAY, ForcedShallowWater
 DAYS_PER_YEAR = 365
 
 
+class Diagnostics:
+    """Area-mean kinetic energy (the first wind level's) and band power of physical ``(batch, channel, lat, lon)``."""
+
+    def __init__(self, grid: Grid, channels: list[str]) -> None:
+        self.grid, self.channels = grid, channels
+        self.area_mean = AreaMean(grid)
+        self.band_power = BandPower(grid, channels)
+        self.wind = [channels.index(name) for name in wind_pair(wind_levels(channels)[0])]
+
+    def energy(self, state: torch.Tensor) -> torch.Tensor:
+        """``(batch,)`` area mean of ``(u^2 + v^2) / 2``."""
+        return self.area_mean(0.5 * state[:, self.wind].square().sum(dim=1))[:, 0, 0]
+
+    def bands(self, state: torch.Tensor) -> torch.Tensor:
+        """``(batch, quantity, band)``: :class:`~emulator.spectra.BandPower`."""
+        return self.band_power(state)
+
+
 def simulate_climate(
-    world: WorldConfig, grid: Grid, channels: list[str], years: int, seed_base: int, days: int = DAYS_PER_YEAR
+    world: WorldConfig, diagnostics: Diagnostics, years: int, seed_base: int, days: int = DAYS_PER_YEAR
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Daily ``energy (year, day)`` (the first wind level's) and ``band power (year, day, quantity, band)``."""
-    band_power, area_mean = BandPower(grid, channels), AreaMean(grid)
-    wind = [channels.index(name) for name in wind_pair(wind_levels(channels)[0])]
+    """Daily ``energy (year, day)`` and ``band power (year, day, quantity, band)`` of ``years`` members."""
     physics = world.physics
     members = ForcedShallowWater(physics, seed=range(seed_base, seed_base + years))
     steps_per_day = round(SECONDS_PER_DAY / physics.dt_seconds)
     members.step(steps_per_day * world.spinup_days)
-    variables = [Channel.parse(name).variable for name in channels]
+    variables = [Channel.parse(name).variable for name in diagnostics.channels]
     energy, bands = [], []
     for _ in tqdm(range(days), desc=f"world climate, {years} members", unit="day"):
         members.step(steps_per_day)
         fields = members.grid_fields()
         state = torch.stack([fields[variable] for variable in variables], dim=1)
-        energy.append(area_mean(0.5 * state[:, wind].square().sum(dim=1))[:, 0, 0])
-        bands.append(band_power(state))
+        energy.append(diagnostics.energy(state))
+        bands.append(diagnostics.bands(state))
     return torch.stack(energy, dim=1), torch.stack(bands, dim=1)
 
 
@@ -76,9 +92,10 @@ def write_world_climate(
     days: int = DAYS_PER_YEAR,
 ) -> Path:
     """Simulate :func:`simulate_climate` and write it to ``path`` (NetCDF, atomically)."""
-    energy, bands = simulate_climate(world, grid, channels, years, seed_base, days)
+    diagnostics = Diagnostics(grid, channels)
+    energy, bands = simulate_climate(world, diagnostics, years, seed_base, days)
     recipe = f"{years} members of seeds {seed_base} on, {world.spinup_days} days of spin-up, then {days} days"
-    band_power = BandPower(grid, channels)
+    band_power = diagnostics.band_power
     dataset = climate_dataset(energy, bands, band_power.quantities, band_power.labels, recipe=recipe)
     with atomic_path(path) as temporary:
         dataset.to_netcdf(temporary)
