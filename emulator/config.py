@@ -26,6 +26,7 @@ from emulator.schema import Strict
 from emulator.stability import Bounds, SpectralFilterConfig
 from emulator.stochastic import StochasticForcingConfig
 from emulator.training.climate import ClimateLossConfig
+from emulator.training.climate_validation import ClimateValidationConfig
 from emulator.training.loss import LossConfig
 from emulator.training.mirror import MirrorConfig
 from emulator.world.shallow_water import WorldPhysics
@@ -174,6 +175,11 @@ class TrainConfig(Strict):
     loss: LossConfig = LossConfig()
     climate: ClimateLossConfig | None = Field(
         None, description="a climate loss on free-running chains (emulator.training.climate); None: off"
+    )
+    climate_validation: ClimateValidationConfig | None = Field(
+        None,
+        description="keep the checkpoint whose free-running climate is nearest a target's "
+        "(emulator.training.climate_validation); None: the best by validation loss",
     )
     num_workers: int = Field(0, ge=0)
     checkpoint: str = "checkpoints/model.ckpt"

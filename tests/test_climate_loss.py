@@ -1,5 +1,6 @@
-"""The climate loss: band power on the sphere, its target file, and chains trained toward it."""
+"""The climate loss and climate validation: band power on the sphere, its target file, free-running chains."""
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import xarray as xr
 from torch import nn
 from torch_harmonics import InverseRealSHT
 
+from emulator.checkpoint import load_checkpoint
 from emulator.cli import main
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
@@ -17,9 +19,10 @@ from emulator.grid import Grid
 from emulator.spectra import BandPower, PowerSpectrum
 from emulator.stepper import Stepper
 from emulator.training.climate import ClimateConstraint, ClimateLossConfig, read_target
+from emulator.training.climate_validation import ClimateValidation, ClimateValidationConfig
 from emulator.world.climate import climate_dataset
 from tests.conftest import CHANNELS
-from tests.test_stochastic import STD, stochastic_stepper
+from tests.test_stochastic import stepper_normalizer, stochastic_stepper
 
 GRID = Grid(32, 64, "legendre-gauss")  # resolves degrees 0-31: every octave band
 LABELS = ["1-1", "2-3", "4-7", "8-15", "16-31"]
@@ -95,7 +98,7 @@ def test_chains_trained_by_the_climate_loss_reach_the_target_power(tmp_path: Pat
     model = Pattern(pattern)
     normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), std.double().numpy(), np.ones(3))
     stepper = Stepper(model, normalizer, StepperConfig(residual=False), GRID)
-    climate = ClimateConstraint(config, CHANNELS, GRID, torch.zeros(3), std)
+    climate = ClimateConstraint(config, normalizer, GRID)
     climate.start(stepper, random_fields(1, batch=2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     for step in range(150):
@@ -122,6 +125,47 @@ def test_climate_loss_trains_from_a_world_climate_file_and_resumes_its_chains(
     assert "train.climate.target: " in capsys.readouterr().err
 
 
+def test_climate_validation_scores_the_largest_band_error_and_names_it(tmp_path: Path) -> None:
+    pattern = random_fields(0)
+    std = torch.tensor([2.0, 1.0, 1.0])
+    target = BandPower(GRID, CHANNELS)((2.0 * pattern * std[:, None, None]).double())[0]
+    target[3, 4] *= 0.5  # the target's kinetic energy at degrees 16-31 is half the model's
+    path = write_target(tmp_path / "target.nc", target)
+    config = ClimateValidationConfig(target=str(path), chains=2, spinup_steps=3, steps=4)
+    model = Pattern(pattern)
+    model.gain.data.fill_(2.0)
+    normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), std.double().numpy(), np.ones(3))
+    stepper = Stepper(model, normalizer, StepperConfig(residual=False), GRID)
+    score = ClimateValidation(config, stepper, normalizer, GRID, random_fields(1, batch=2))()
+    expected = torch.ones(4, 5, dtype=torch.float64)
+    expected[3, 4] = 2.0
+    torch.testing.assert_close(score.ratio, expected)
+    assert score.worst == "kinetic_energy@250 16-31" and score.error == pytest.approx(1.0)
+
+
+def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the_target(
+    tiny_config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "climate.nc"
+    world = ["world-climate", "--config", str(tiny_config_file), "--years", "2", "--days", "2"]
+    assert main([*world, "--output", str(target)]) == 0
+    checkpoint = tmp_path / "run" / "model.ckpt"
+    checks = f"train.climate_validation={{target: {target}, every: 1, chains: 2, spinup_steps: 1, steps: 2}}"
+    arguments = ["train", "--config", str(tiny_config_file), "--device", "cpu"]
+    arguments += ["--set", f"train.checkpoint={checkpoint}"]
+    assert main([*arguments, "--set", checks]) == 0
+    with checkpoint.with_suffix(".metrics.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["climate_error"]]
+    checked = [(int(row["step"]), float(row["climate_error"])) for row in rows]
+    steps, errors = zip(*checked, strict=True)
+    assert list(steps) == list(range(1, len(steps) + 1)) and len(steps) >= 4, "a check after every step"
+    assert len(set(errors)) == len(errors), "every snapshot has its own climate"
+    assert load_checkpoint(checkpoint).step == steps[int(np.argmin(errors))]
+    missing = f"train.climate_validation={{target: {tmp_path / 'none.nc'}}}"
+    assert main([*arguments, "--set", missing]) == 1
+    assert "train.climate_validation.target: " in capsys.readouterr().err
+
+
 def test_chains_red_noise_carries_on_across_optimizer_steps(tmp_path: Path) -> None:
     """Drawn afresh at every step, the forcing would lose the memory that makes its effect on the chains."""
     stepper = stochastic_stepper()  # lag-one correlation 0.6
@@ -131,7 +175,7 @@ def test_chains_red_noise_carries_on_across_optimizer_steps(tmp_path: Path) -> N
     bands = torch.ones(1, 1, 4, len(band_power.labels))
     climate_dataset(torch.ones(1, 1), bands, band_power.quantities, band_power.labels).to_netcdf(target)
     config = ClimateLossConfig(target=str(target), chains=64, steps=1, spinup_steps=0)
-    climate = ClimateConstraint(config, CHANNELS, grid, torch.zeros(3), STD)
+    climate = ClimateConstraint(config, stepper_normalizer(), grid)
     climate.start(stepper, torch.zeros(64, 3, 32, 64))
     forcings = []
     for step in range(2):

@@ -22,7 +22,7 @@ def test_train_writes_checkpoint_and_metrics(trained: tuple[Path, Path]) -> None
     _, workdir = trained
     assert (workdir / "model.ckpt").is_file()
     lines = (workdir / "model.metrics.csv").read_text().splitlines()
-    assert lines[0] == "step,stage,epoch,learning_rate,train_loss,gradient_norm,validation_loss"
+    assert lines[0] == "step,stage,epoch,learning_rate,train_loss,gradient_norm,validation_loss,climate_error"
     validation = [float(line.split(",")[6]) for line in lines[1:] if line.split(",")[6]]
     assert len(validation) == 2 and all(np.isfinite(validation))
 

@@ -58,9 +58,10 @@ def checkpoint_weights(path: Path) -> list[torch.Tensor]:
 RUN = {"batch_size": 2, "epochs": 4, "checkpoint_every": 3, "log_every": 1, "input_noise": 0.05, "ema_decay": 0.9}
 
 
-@pytest.mark.parametrize("climate", [False, True], ids=["plain", "with-climate-loss"])
+@pytest.mark.parametrize("climate", [False, True], ids=["plain", "with-climate-loss-and-validation"])
 def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path, tmp_path: Path, climate: bool) -> None:
-    """With the climate loss, its chains and running ratio are part of the state that resumes."""
+    """With the climate loss, its chains and running ratio are part of the state that resumes; with climate
+    validation, the best error so far (so the same checkpoint is kept)."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run = dict(RUN)
     if climate:
@@ -68,6 +69,7 @@ def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path,
         world = ["world-climate", "--config", str(write_config(world_store, tmp_path / "world")), "--years", "2"]
         assert main([*world, "--days", "2", "--output", str(target)]) == 0
         run["climate"] = {"target": str(target), "chains": 2, "spinup_steps": 2, "weight": 0.5}
+        run["climate_validation"] = {"target": str(target), "every": 2, "chains": 2, "spinup_steps": 1, "steps": 2}
     config = write_config(world_store, straight, **run)
     assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
 

@@ -26,6 +26,7 @@ over its other dimensions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ import xarray as xr
 from pydantic import Field
 from torch import nn
 
+from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.perturbations import seeded_generator
@@ -57,19 +59,22 @@ class ClimateLossConfig(Strict):
     seed: int = 0
 
 
-def read_target(path: str, quantities: list[str], bands: list[str]) -> torch.Tensor:
-    """``(quantity, band)`` mean band power of the target file, in ``quantities``' and ``bands``' order."""
+def read_target(path: str, quantities: list[str], bands: list[str], key: str = "train.climate.target") -> torch.Tensor:
+    """``(quantity, band)`` mean band power of the target file, in ``quantities``' and ``bands``' order.
+
+    Errors name the file and the config ``key`` that gave it.
+    """
     if not Path(path).is_file():
-        raise EmulatorError(f"train.climate.target: {path} does not exist (emulator world-climate writes one)")
+        raise EmulatorError(f"{key}: {path} does not exist (emulator world-climate writes one)")
     with xr.open_dataset(path) as dataset:
         if "band_power" not in dataset:
-            raise EmulatorError(f"train.climate.target: {path} has no variable 'band_power'")
+            raise EmulatorError(f"{key}: {path} has no variable 'band_power'")
         power = dataset["band_power"]
         if "band" not in power.dims or not set(bands) <= set(power["band"].values):
-            raise EmulatorError(f"train.climate.target: {path}: band_power's bands do not include {', '.join(bands)}")
+            raise EmulatorError(f"{key}: {path}: band_power's bands do not include {', '.join(bands)}")
         missing = next((name for name in quantities if name not in list(power["quantity"].values)), None)
         if missing is not None:
-            raise EmulatorError(f"train.climate.target: {path}: band_power has no quantity {missing!r}")
+            raise EmulatorError(f"{key}: {path}: band_power has no quantity {missing!r}")
         mean = power.sel(quantity=quantities, band=bands).mean(
             [dim for dim in power.dims if dim not in ("quantity", "band")]
         )
@@ -77,45 +82,68 @@ def read_target(path: str, quantities: list[str], bands: list[str]) -> torch.Ten
     if not bool((target > 0).all()):
         quantity, band = (int(i) for i in (~(target > 0)).nonzero()[0])
         raise EmulatorError(
-            f"train.climate.target: {path}: band_power of {quantities[quantity]} in band {bands[band]} is not positive"
+            f"{key}: {path}: band_power of {quantities[quantity]} in band {bands[band]} is not positive"
         )
     return target
+
+
+class BandPowerRatio(nn.Module):
+    """The band power of normalized states, averaged over them, over a target climate's: ``(quantity, band)``."""
+
+    def __init__(self, target: str, key: str, normalizer: Normalizer, grid: Grid) -> None:
+        super().__init__()
+        self.band_power = BandPower(grid, list(normalizer.channels))
+        self.target: torch.Tensor
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        power = read_target(target, self.band_power.quantities, self.band_power.labels, key)
+        self.register_buffer("target", power, persistent=False)
+        for name in ("mean", "std"):
+            values = torch.as_tensor(getattr(normalizer, name), dtype=torch.float32)
+            self.register_buffer(name, values[:, None, None], persistent=False)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.band_power(states * self.std + self.mean).mean(dim=0) / self.target
+
+
+def free_run(
+    stepper: Stepper,
+    state: torch.Tensor,
+    steps: int,
+    forcing: torch.Tensor | None,
+    generators: Sequence[torch.Generator],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``steps`` steps of free-running ``state`` (no forcings), each with its stochastic forcing's AR(1) state.
+
+    The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state.
+    """
+    stochastic = stepper.stochastic_forcing
+    empty = state.new_zeros(1, 0, *state.shape[-2:])
+    for _ in range(steps):
+        if stochastic is not None:
+            forcing = stochastic.advance(forcing, generators).to(state.device)
+        state = stepper.step(state, empty, forcing)
+        yield state, forcing
 
 
 class ClimateConstraint(nn.Module):
     """The chains, the running ratio and the term; see the module docstring."""
 
-    def __init__(
-        self, config: ClimateLossConfig, channels: list[str], grid: Grid, mean: torch.Tensor, std: torch.Tensor
-    ) -> None:
+    def __init__(self, config: ClimateLossConfig, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
         self.config = config
-        self.band_power = BandPower(grid, channels)
-        self.target: torch.Tensor
-        self.mean: torch.Tensor
-        self.std: torch.Tensor
-        target = read_target(config.target, self.band_power.quantities, self.band_power.labels)
-        self.register_buffer("target", target, persistent=False)
-        self.register_buffer("mean", mean.float()[:, None, None], persistent=False)
-        self.register_buffer("std", std.float()[:, None, None], persistent=False)
+        self.ratio_of = BandPowerRatio(config.target, "train.climate.target", normalizer, grid)
         self.chains: torch.Tensor | None = None
         self.forcing: torch.Tensor | None = None
         self.ratio: torch.Tensor | None = None
 
     def _advance(self, stepper: Stepper, state: torch.Tensor, steps: int, key: tuple[int, ...]) -> list[torch.Tensor]:
         """``steps`` steps of the chains; their stochastic forcing's red noise carries on from the last call."""
-        forcing = stepper.stochastic_forcing
         generators = [seeded_generator((self.config.seed, *key, chain, CHAIN_STREAM)) for chain in range(len(state))]
-        empty = state.new_zeros(1, 0, *state.shape[-2:])
-        states = []
-        for _ in range(steps):
-            noise = None
-            if forcing is not None:
-                self.forcing = forcing.advance(self.forcing, generators).to(state.device)
-                noise = self.forcing
-            state = stepper.step(state, empty, noise)
-            states.append(state)
-        return states
+        taken = list(free_run(stepper, state, steps, self.forcing, generators))
+        if taken:
+            self.forcing = taken[-1][1]
+        return [advanced for advanced, _ in taken]
 
     @torch.no_grad()
     def start(self, stepper: Stepper, states: torch.Tensor) -> None:
@@ -128,8 +156,7 @@ class ClimateConstraint(nn.Module):
         if self.chains is None:
             raise EmulatorError("train.climate: the chains were not started")
         states = self._advance(stepper, self.chains, self.config.steps, (1, step))
-        physical = torch.cat(states) * self.std + self.mean
-        ratio = self.band_power(physical).mean(dim=0) / self.target
+        ratio = self.ratio_of(torch.cat(states))
         if not bool(torch.isfinite(ratio).all()):
             raise EmulatorError(f"train.climate: the chains' band power is not finite at step {step}")
         memory = self.config.memory
@@ -145,5 +172,5 @@ class ClimateConstraint(nn.Module):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         saved = {name: tensors.get(TENSOR_PREFIX + name) for name in ("chains", "forcing", "ratio")}
         self.chains, self.forcing, self.ratio = (
-            None if value is None else value.to(self.target.device) for value in saved.values()
+            None if value is None else value.to(self.ratio_of.target.device) for value in saved.values()
         )

@@ -36,6 +36,7 @@ class Progress:
     epoch: int = 0
     batch: int = 0
     best_validation: float = float("inf")
+    best_climate: float = float("inf")
     metrics_rows: int = 0
 
 

@@ -12,7 +12,10 @@ on the EMA weights when ``ema_decay`` is set, with the longest rollout of the
 curriculum; the checkpoint kept is the one with the lowest validation loss (the
 last one when no validation period is set). With ``train.climate`` the climate
 loss of :mod:`emulator.training.climate` is added to every step's loss (not to
-validation); its chains start from states of the training period.
+validation); its chains start from states of the training period. With
+``train.climate_validation`` the checkpoint kept is instead the one whose free runs'
+climate is nearest a target's (:mod:`emulator.training.climate_validation`), checked
+every ``every`` steps and at the end of every stage; the validation loss is still logged.
 
 Every ``checkpoint_every`` steps and at the end of every epoch the whole state
 (weights, EMA, optimizer, position) is saved beside the checkpoint; ``resume``
@@ -50,13 +53,16 @@ from emulator.stepper import FORCING_STREAM, Stepper
 from emulator.stochastic import ResidualStatistics
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.climate import ClimateConstraint
+from emulator.training.climate_validation import ClimateValidation
 from emulator.training.loss import TrainingLoss
 from emulator.training.mirror import Mirror
 from emulator.training.online import OnlineBatches, estimate_statistics, world_grid
 from emulator.training.state import Progress, load_normalizer, load_state, save_state, state_path
 
 LOG = logging.getLogger(__name__)
-METRICS_HEADER = ["step", "stage", "epoch", "learning_rate", "train_loss", "gradient_norm", "validation_loss"]
+METRICS_HEADER = [
+    "step", "stage", "epoch", "learning_rate", "train_loss", "gradient_norm", "validation_loss", "climate_error"
+]  # fmt: skip
 
 
 class Batches(Protocol):
@@ -146,10 +152,7 @@ class Trainer:
         self.loss = TrainingLoss(settings.loss, data.prognostic, grid, std, self.members).to(device)
         self.climate = None
         if settings.climate is not None:
-            if data.forcing:
-                raise EmulatorError("train.climate: the chains run without forcings; data.forcing must be empty")
-            mean, deviation = (torch.as_tensor(values) for values in (prognostic.mean, prognostic.std))
-            self.climate = ClimateConstraint(settings.climate, data.prognostic, grid, mean, deviation).to(device)
+            self.climate = ClimateConstraint(settings.climate, prognostic, grid).to(device)
         length = settings.input_noise_length_scale_km
         self.noise_field = None if length is None else GaussianRandomField(grid, length, smoothness=2.0)
         channels = normalizer.subset(data.prognostic + data.forcing)
@@ -162,6 +165,12 @@ class Trainer:
     def evaluated_model(self) -> nn.Module:
         """The weights that are validated and saved: the EMA's when there is one."""
         return self.model if self.ema is None else self.ema.module
+
+    def free_running_stepper(self) -> Stepper:
+        """The saved weights through the training stepper, its controls and stochastic forcing."""
+        prognostic = self.normalizer.subset(self.config.data.prognostic)
+        stepper = Stepper(self.evaluated_model, prognostic, self.config.stepper, self.grid, self.residual_statistics)
+        return stepper.to(self.device)
 
     def noisy_inputs(self, state: torch.Tensor, step: int) -> torch.Tensor:
         """``state`` with noise of std ``input_noise`` on its first time, white or a random field."""
@@ -238,9 +247,15 @@ class MetricsLog:
         self.rows = len(rows)
 
     def write(
-        self, progress: Progress, rate: float | str, train: float | str, norm: float | str, valid: float | str
+        self,
+        progress: Progress,
+        rate: float | str,
+        train: float | str,
+        norm: float | str,
+        valid: float | str,
+        climate: float | str = "",
     ) -> None:
-        self.writer.writerow([progress.step, progress.stage, progress.epoch, rate, train, norm, valid])
+        self.writer.writerow([progress.step, progress.stage, progress.epoch, rate, train, norm, valid, climate])
         self.file.flush()
         self.rows += 1
 
@@ -249,7 +264,12 @@ class MetricsLog:
 
 
 def _run_stages(
-    trainer: Trainer, stages: Sequence[Batches], validation: Batches | None, progress: Progress, path: Path
+    trainer: Trainer,
+    stages: Sequence[Batches],
+    validation: Batches | None,
+    climate_validation: ClimateValidation | None,
+    progress: Progress,
+    path: Path,
 ) -> Path:
     """Run (or finish) every stage from ``progress``; return the checkpoint path."""
     config, settings = trainer.config, trainer.config.train
@@ -274,6 +294,17 @@ def _run_stages(
             state_path(path), config, trainer.normalizer, trainer.model, trainer.ema, trainer.optimizer, progress, extra
         )
 
+    def keep_if_best_climate() -> None:
+        assert climate_validation is not None
+        trainer.evaluated_model.eval()
+        score = climate_validation()
+        trainer.evaluated_model.train()
+        metrics.write(progress, "", "", "", "", score.error)
+        LOG.info("step %d: climate error %.3f (largest: %s)", progress.step, score.error, score.worst)
+        if score.error < progress.best_climate:
+            progress.best_climate, checkpoint.step = score.error, progress.step
+            checkpoint.save(path)
+
     done_before = sum(totals[: progress.stage])
     with tqdm(total=sum(totals), initial=progress.step, desc="train", unit="step") as bar:
         for index in range(progress.stage, len(stages)):
@@ -292,6 +323,11 @@ def _run_stages(
                     bar.set_postfix(loss=f"{loss:.4f}", stage=index, epoch=epoch)
                     if progress.step % settings.log_every == 0:
                         metrics.write(progress, rate, loss, norm, "")
+                    stage_done = progress.step - done_before == total
+                    if climate_validation is not None and (
+                        progress.step % climate_validation.config.every == 0 or stage_done
+                    ):
+                        keep_if_best_climate()
                     if settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
                         save_progress()
                 if validation is not None:
@@ -299,15 +335,17 @@ def _run_stages(
                     metrics.write(progress, "", "", "", value)
                     LOG.info("stage %d epoch %d: validation loss %.5f", index, epoch, value)
                     if value < progress.best_validation:
-                        progress.best_validation, checkpoint.step = value, progress.step
-                        checkpoint.save(path)
+                        progress.best_validation = value
+                        if climate_validation is None:
+                            checkpoint.step = progress.step
+                            checkpoint.save(path)
                 progress.epoch, progress.batch = epoch + 1, 0
                 save_progress()
             done_before += total
             progress.stage, progress.epoch, progress.batch = index + 1, 0, 0
         save_progress()
     metrics.close()
-    if validation is None:
+    if validation is None and climate_validation is None:
         checkpoint.step = progress.step
         checkpoint.save(path)
     return path
@@ -362,11 +400,13 @@ class TrainingData:
             self.source = ZarrSource(data.store, data.prognostic + data.forcing, data.regrid)
         return self._store_batches(steps, period, shuffle=False)
 
-    def chain_states(self, count: int) -> torch.Tensor:
-        """``count`` normalized states spread evenly over the training period: the climate loss's chains start there."""
-        if self.source is None:
-            raise EmulatorError("train.climate: its chains start from the store's training period; online has none")
+    def chain_states(self, count: int, key: str) -> torch.Tensor:
+        """``count`` normalized states spread evenly over the training period, where ``key``'s free runs start."""
         data = self.config.data
+        if self.source is None:
+            raise EmulatorError(f"{key}: its chains start from the store's training period; online has none")
+        if data.forcing:
+            raise EmulatorError(f"{key}: the chains run without forcings; data.forcing must be empty")
         indices = self.source.period_indices(data.train_period)
         chosen = indices[np.linspace(0, len(indices) - 1, count).round().astype(np.int64)]
         return self.normalizer.subset(data.prognostic).normalize(torch.from_numpy(self.source.read(chosen)))
@@ -402,13 +442,22 @@ def train(config: Config, device: str = "auto", resume: bool = False) -> Path:
     LOG.info("%s with %d parameters", config.model.name, parameter_count(trainer.model))
     if trainer.climate is not None and trainer.climate.chains is None:
         LOG.info("spinning up %d climate chains", trainer.climate.config.chains)
-        trainer.climate.start(trainer.stepper, data.chain_states(trainer.climate.config.chains).to(trainer.device))
+        states = data.chain_states(trainer.climate.config.chains, "train.climate")
+        trainer.climate.start(trainer.stepper, states.to(trainer.device))
     stages = settings.stages()
     training = [data.training(index, stage.rollout_steps) for index, stage in enumerate(stages)]
     validation = data.validation(max(stage.rollout_steps for stage in stages))
+    climate_validation = None
+    if settings.climate_validation is not None:
+        chains = data.chain_states(settings.climate_validation.chains, "train.climate_validation")
+        prognostic = data.normalizer.subset(config.data.prognostic)
+        stepper = trainer.free_running_stepper()
+        climate_validation = ClimateValidation(
+            settings.climate_validation, stepper, prognostic, data.grid, chains.to(trainer.device)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return _run_stages(trainer, training, validation, progress, path)
+        return _run_stages(trainer, training, validation, climate_validation, progress, path)
     finally:
         for batches in training:
             if isinstance(batches, OnlineBatches):
