@@ -109,12 +109,16 @@ def test_chains_trained_by_the_climate_loss_reach_the_target_power(tmp_path: Pat
     assert climate.ratio is not None and float((climate.ratio - 1).abs().max()) < 0.05
 
 
+def world_climate_target(config: Path, path: Path) -> Path:
+    """Two two-day years of the tiny world's climate, written by ``emulator world-climate``."""
+    assert main(["world-climate", "--config", str(config), "--years", "2", "--days", "2", "--output", str(path)]) == 0
+    return path
+
+
 def test_climate_loss_trains_from_a_world_climate_file_and_resumes_its_chains(
     tiny_config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = tmp_path / "climate.nc"
-    world = ["world-climate", "--config", str(tiny_config_file), "--years", "2", "--days", "2"]
-    assert main([*world, "--output", str(target)]) == 0
+    target = world_climate_target(tiny_config_file, tmp_path / "climate.nc")
     with xr.open_dataset(target) as written:
         assert written.band_power.dims == ("year", "day", "quantity", "band") and written.band_power.shape[:2] == (2, 2)
     settings = f"train.climate={{target: {target}, chains: 2, spinup_steps: 2, weight: 0.5}}"
@@ -146,9 +150,7 @@ def test_climate_validation_scores_the_largest_band_error_and_names_it(tmp_path:
 def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the_target(
     tiny_config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = tmp_path / "climate.nc"
-    world = ["world-climate", "--config", str(tiny_config_file), "--years", "2", "--days", "2"]
-    assert main([*world, "--output", str(target)]) == 0
+    target = world_climate_target(tiny_config_file, tmp_path / "climate.nc")
     checkpoint = tmp_path / "run" / "model.ckpt"
     checks = f"train.climate_validation={{target: {target}, every: 1, chains: 2, spinup_steps: 1, steps: 2}}"
     arguments = ["train", "--config", str(tiny_config_file), "--device", "cpu"]

@@ -26,6 +26,7 @@ from emulator.training.batches import StoreBatches
 from emulator.training.state import state_path
 from emulator.training.train import Trainer
 from tests.conftest import CHANNELS, tiny_config_tree
+from tests.test_climate_loss import world_climate_target
 
 
 def write_config(store: Path, workdir: Path, **train: object) -> Path:
@@ -65,9 +66,7 @@ def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path,
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run = dict(RUN)
     if climate:
-        target = tmp_path / "climate.nc"
-        world = ["world-climate", "--config", str(write_config(world_store, tmp_path / "world")), "--years", "2"]
-        assert main([*world, "--days", "2", "--output", str(target)]) == 0
+        target = world_climate_target(write_config(world_store, tmp_path / "world"), tmp_path / "climate.nc")
         run["climate"] = {"target": str(target), "chains": 2, "spinup_steps": 2, "weight": 0.5}
         run["climate_validation"] = {"target": str(target), "every": 2, "chains": 2, "spinup_steps": 1, "steps": 2}
     config = write_config(world_store, straight, **run)
