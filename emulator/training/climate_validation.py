@@ -13,7 +13,7 @@ then ``steps`` more whose mean band power (:class:`~emulator.training.climate.Ba
 is compared with the target's. The error is the largest ``|ratio - 1|`` of any band, the
 scorecard's ``spectrum_error``; the checkpoint kept is the one with the smallest. Eight
 chains of 100 days give a checkpoint's band ratios as the one-year, four-member
-benchmark does, to a correlation of 0.99 of their logarithms (9 checkpoints, session 19).
+benchmark does, to a correlation of 0.97-1.0 of their logarithms (7 checkpoints, session 19).
 """
 
 from __future__ import annotations

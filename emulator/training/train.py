@@ -301,7 +301,7 @@ def _run_stages(
         trainer.evaluated_model.train()
         metrics.write(progress, "", "", "", "", score.error)
         LOG.info("step %d: climate error %.3f (largest: %s)", progress.step, score.error, score.worst)
-        if score.error < progress.best_climate:
+        if score.error < progress.best_climate or math.isinf(progress.best_climate):  # until one is finite, the latest
             progress.best_climate, checkpoint.step = score.error, progress.step
             checkpoint.save(path)
 
