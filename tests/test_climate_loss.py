@@ -127,6 +127,9 @@ def test_climate_loss_trains_from_a_world_climate_file_and_resumes_its_chains(
     missing = f"train.climate={{target: {tmp_path / 'none.nc'}}}"
     assert main(["train", "--config", str(tiny_config_file), "--device", "cpu", "--set", missing]) == 1
     assert "train.climate.target: " in capsys.readouterr().err
+    no_years = ["world-climate", "--config", str(tiny_config_file), "--years", "0", "--output", str(tmp_path / "0.nc")]
+    assert main(no_years) == 1 and not (tmp_path / "0.nc").exists()
+    assert "world climate: years must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_climate_validation_scores_the_largest_band_error_and_names_it(tmp_path: Path) -> None:

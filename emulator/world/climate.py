@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from emulator.config import WorldConfig
 from emulator.data.source import Channel
+from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.grid import Grid
 from emulator.quadrature import AreaMean
@@ -49,6 +50,9 @@ def simulate_climate(
     world: WorldConfig, diagnostics: Diagnostics, years: int, seed_base: int, days: int = DAYS_PER_YEAR
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Daily ``energy (year, day)`` and ``band power (year, day, quantity, band)`` of ``years`` members."""
+    for name, value in (("years", years), ("days", days)):
+        if value < 1:
+            raise EmulatorError(f"world climate: {name} must be at least 1, got {value}")
     physics = world.physics
     members = ForcedShallowWater(physics, seed=range(seed_base, seed_base + years))
     steps_per_day = round(SECONDS_PER_DAY / physics.dt_seconds)
