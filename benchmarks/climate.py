@@ -7,10 +7,11 @@ diagnostics averaged) from states of the held-out truth, with every stability
 control of ``configs/world.yaml`` (with the ``--set`` overrides, as the CLI's) and
 the stochastic forcing the checkpoint was trained through (if any). It prints
 ``spectrum_error_*``, ``unbalanced_geopotential_*``, ``divergent_kinetic_energy_*``,
-``energy_drift``, ``steps_to_nonfinite`` and ``sypd`` as ``skill`` does, against the
-same truth climate, noting every band's power over the truth's and its slow-manifold
-shares beside the held-out truth's. A simulated year of one rollout takes about a
-minute on two cores: the loop in which training candidates are compared.
+``planetary_mode_factor_*``, ``energy_drift``, ``steps_to_nonfinite`` and ``sypd`` as
+``skill`` does, against the same truth climate, noting every band's power over the
+truth's, and its slow-manifold shares and planetary modes beside the held-out truth's.
+A simulated year of one rollout takes about a minute on two cores: the loop in which
+training candidates are compared.
 """
 
 from __future__ import annotations

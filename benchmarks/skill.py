@@ -27,7 +27,10 @@ Figures:
   annual means (against ``energy_truth_floor``, the truth's own median); at the same
   marks ``unbalanced_geopotential_*`` and ``divergent_kinetic_energy_*``, the largest
   over bands of the slow-manifold shares of :mod:`benchmarks.slow_manifold` (the
-  held-out truth's, every fourth day, in the figure's config);
+  held-out truth's, every fourth day, in the figure's config), and
+  ``planetary_mode_factor_*``, the largest factor by which a mode of degree 1-3
+  (each order apart, :mod:`benchmarks.planetary_modes`) is off those truth days'
+  power, the worst mode in the figure's config;
 * the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
   and ``energy_truth_floor``, ``spectrum_error_truth_floor`` (and their ``_decade``
   forms) are the median errors of one (ten) of its years against the others: the
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from benchmarks.planetary_modes import QUANTITIES, PlanetaryModes, mode_factor
 from benchmarks.slow_manifold import SHARES, SlowManifold
 from benchmarks.timing import emit, note
 from benchmarks.world_climate import BANDS, Climate, Diagnostics, spectrum_error, world_climate
@@ -245,6 +249,16 @@ def manifold_shares(powers: torch.Tensor, truth: torch.Tensor, label: str) -> to
     return shares
 
 
+def planetary_factor(powers: torch.Tensor, truth: torch.Tensor, modes: PlanetaryModes, label: str) -> tuple[float, str]:
+    """:func:`mode_factor` of ``powers`` and its worst mode, noting every mode's power over the truth's."""
+    rows = "\n".join(
+        f"{name}: {np.round(row.numpy(), 2)}" for name, row in zip(QUANTITIES, powers / truth, strict=True)
+    )
+    note(f"{label}: planetary modes (degree,order: {' '.join(modes.labels)}) over the truth's:\n{rows}")
+    factor, quantity, mode = mode_factor(powers, truth)
+    return factor, f"{QUANTITIES[quantity]} {modes.labels[mode]}"
+
+
 def truth_floor(climate: Climate, device: torch.device) -> None:
     """The errors of one and of ten truth years against the others: the noise of a window that long."""
     for window, suffix in ((1, ""), (DECADE_YEARS, "_decade")):
@@ -300,6 +314,8 @@ def controlled_rollout(
     manifold = SlowManifold(world.physics, checkpoint.prognostic)
     truth_days = torch.from_numpy(store.read(np.arange(0, len(store), STEPS_PER_DAY * TRUTH_MANIFOLD_EVERY_DAYS)))
     truth_shares = SlowManifold.shares(manifold.powers(truth_days))
+    modes = PlanetaryModes(checkpoint.grid, checkpoint.prognostic)
+    truth_modes = modes.powers(truth_days)
     steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
     windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
@@ -311,6 +327,7 @@ def controlled_rollout(
     annual: list[float] = []
     bands: list[torch.Tensor] = []
     powers: list[torch.Tensor] = []
+    mode_powers: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
     try:
         for step, state in long_rollout(checkpoint, controls, initial, years, device):
@@ -318,6 +335,7 @@ def controlled_rollout(
             energy = [*energy[1 - kept :], float(diagnostics.energy(state).mean())]
             bands = [*bands[1 - kept :], diagnostics.bands(state).mean(dim=0)]
             powers = [*powers[1 - kept :], manifold.powers(state)]
+            mode_powers = [*mode_powers[1 - kept :], modes.powers(state)]
             for suffix, window in windows.items():
                 if step in marks and len(bands) >= window:
                     label = f"{suffix.strip('_')} {marks[step]}".strip()
@@ -328,6 +346,9 @@ def controlled_rollout(
                     for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):
                         figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())
                         emit(bench, figure, float(share.max()), at | {"truth": round(truth, 4)}, device)
+                    window_modes = torch.stack(mode_powers[-window:]).mean(dim=0)
+                    factor, worst = planetary_factor(window_modes, truth_modes, modes, label)
+                    emit(bench, f"planetary_mode_factor{suffix}_{marks[step]}", factor, at | {"worst": worst}, device)
             if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
                 annual.append(float(np.mean(energy[-YEAR_DAYS:])))
                 note(f"year {len(annual)}: mean kinetic energy {annual[-1]:.1f} (truth climate {truth_energy:.1f})")

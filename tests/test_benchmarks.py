@@ -9,6 +9,8 @@ import pytest
 
 from benchmarks.__main__ import BENCHMARKS
 
+LOW_MODES = {f"{degree},{order}" for degree in (1, 2, 3) for order in range(degree + 1)}
+
 
 def quick_records(name: str, *options: str) -> list[dict]:
     """The JSON records of ``python -m benchmarks NAME --quick OPTIONS``, checked for form."""
@@ -39,6 +41,9 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
     assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None}
     assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1, "max_degree": 3}
-    shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "spectrum" not in r["figure"]}
+    shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "truth" in r["config"]}
     assert set(shares) == {"unbalanced_geopotential_end", "divergent_kinetic_energy_end"}
     assert all(r["config"]["truth"] >= 0 and r["value"] >= 0 for r in shares.values())
+    modes = next(r for r in records if r["figure"] == "planetary_mode_factor_end")
+    quantity, _, mode = modes["config"]["worst"].rpartition(" ")
+    assert modes["value"] >= 1 and quantity in {"geopotential", "rotational kinetic energy"} and mode in LOW_MODES

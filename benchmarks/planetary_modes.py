@@ -1,0 +1,61 @@
+"""The planetary modes: power per spherical-harmonic degree *and order* at the largest scales.
+
+A band of degrees sums its orders, so two climates with the same band power can hold
+it in different modes. The built-in world's largest scales have a structure of their
+own: at degree 1 its rotational wind is the axial super-rotation (order 0), its
+equatorial components (order 1) carrying 0.3 % of that power, while the geopotential's
+degree 1 is mostly order 1; at degree 2 the rotational wind is mostly the order-1
+planetary wave. An emulator can match a band with the wrong modes. For each degree
+``1 <= l <= MAX_DEGREE`` and order ``0 <= m <= l`` this measures the power of the
+geopotential and the kinetic energy of the rotational wind, as batch means so that
+days and members average as the band spectra do; :func:`mode_factor` is how far the
+worst mode is from the truth's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch_harmonics import RealSHT, RealVectorSHT
+
+from emulator.grid import Grid
+from emulator.spectra import wind_pair
+
+MAX_DEGREE = 3
+QUANTITIES = ("geopotential", "rotational kinetic energy")
+
+
+class PlanetaryModes:
+    """Mode powers ``(quantity, mode)`` of physical ``(batch, channel, lat, lon)`` states at one level."""
+
+    def __init__(self, grid: Grid, channels: list[str], level: str = "250") -> None:
+        self.geopotential = channels.index(f"geopotential@{level}")
+        self.wind = [channels.index(name) for name in wind_pair(level)]
+        resolved = {"lmax": MAX_DEGREE + 1, "mmax": MAX_DEGREE + 1, "grid": grid.kind}
+        self.sht = RealSHT(grid.nlat, grid.nlon, **resolved).double()
+        self.vsht = RealVectorSHT(grid.nlat, grid.nlon, **resolved).double()
+        self.modes = [(degree, order) for degree in range(1, MAX_DEGREE + 1) for order in range(degree + 1)]
+        self.labels = [f"{degree},{order}" for degree, order in self.modes]
+        degree, order = (torch.tensor(column) for column in zip(*self.modes, strict=True))
+        self._index = (degree, order)
+        # orders m > 0 stand for m and -m; the rotational wind of psi_lm has |grad Y_lm|^2 = l (l + 1)
+        self._multiplicity = torch.where(order > 0, 2.0, 1.0).double() / (4.0 * math.pi)
+        self._eigenvalue = (degree * (degree + 1)).double()
+
+    def powers(self, state: torch.Tensor) -> torch.Tensor:
+        """``(quantity, mode)`` batch means: geopotential power and rotational kinetic energy of each mode."""
+        state = state.double()
+        geopotential = self.sht(state[:, self.geopotential])[:, self._index[0], self._index[1]]
+        stream_function = self.vsht(state[:, self.wind])[:, 0][:, self._index[0], self._index[1]]
+        powers = torch.stack(
+            [geopotential.abs().square(), 0.5 * self._eigenvalue * stream_function.abs().square()], dim=1
+        )
+        return (powers * self._multiplicity).mean(dim=0)
+
+
+def mode_factor(powers: torch.Tensor, truth: torch.Tensor) -> tuple[float, int, int]:
+    """The largest factor by which a mode's power is off the truth's (1: all right), and its (quantity, mode)."""
+    factor = torch.maximum(powers / truth, truth / powers).nan_to_num(math.inf, math.inf)
+    quantity, mode = divmod(int(factor.argmax()), factor.shape[1])
+    return float(factor.max()), quantity, mode

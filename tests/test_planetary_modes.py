@@ -1,0 +1,40 @@
+"""The planetary-mode diagnostics of the climate rollouts: power per degree and order at degrees 1-3."""
+
+import math
+
+import torch
+from torch_harmonics import InverseRealSHT
+
+from benchmarks.planetary_modes import PlanetaryModes, mode_factor
+from emulator.grid import Grid
+
+CHANNELS = ["geopotential@250", "u_component_of_wind@250", "v_component_of_wind@250"]
+GRID = Grid(nlat=32, nlon=64)
+
+
+def test_each_mode_holds_its_own_power_and_nothing_else() -> None:
+    modes = PlanetaryModes(GRID, CHANNELS)
+    latitude = torch.deg2rad(torch.as_tensor(GRID.latitudes, dtype=torch.float64))
+    coefficients = torch.zeros(GRID.max_degree, GRID.max_degree, dtype=torch.complex128)
+    coefficients[2, 1] = 300.0 + 400.0j
+    synthesis = InverseRealSHT(GRID.nlat, GRID.nlon, lmax=GRID.max_degree, mmax=GRID.max_degree, grid=GRID.kind)
+    state = torch.zeros(1, 3, GRID.nlat, GRID.nlon, dtype=torch.float64)
+    state[0, 0] = synthesis.double()(coefficients)
+    state[0, 1] = 10.0 * torch.cos(latitude)[:, None]  # solid-body super-rotation: degree 1, order 0
+    powers = modes.powers(state)
+
+    # orthonormal harmonics: the area mean of z^2 is |c_21|^2 twice (m = +-1) over 4 pi
+    assert math.isclose(float(powers[0, modes.labels.index("2,1")]), 2 * 500.0**2 / (4 * math.pi), rel_tol=1e-9)
+    assert math.isclose(float(powers[1, modes.labels.index("1,0")]), 100.0 / 3.0, rel_tol=1e-9)  # mean of u^2 / 2
+    others = powers.clone()
+    others[0, modes.labels.index("2,1")] = others[1, modes.labels.index("1,0")] = 0.0
+    assert float(others.abs().max()) < 1e-9 * float(powers.max())
+
+
+def test_the_mode_factor_is_symmetric_and_names_the_worst_mode() -> None:
+    truth = torch.ones(2, 9, dtype=torch.float64)
+    powers = truth.clone()
+    powers[0, 3], powers[1, 1] = 2.0, 1.0 / 3.0
+    assert mode_factor(powers, truth) == (3.0, 1, 1)
+    powers[1, 1] = 0.0
+    assert mode_factor(powers, truth)[0] == math.inf
