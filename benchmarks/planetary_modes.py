@@ -20,7 +20,7 @@ import torch
 from torch_harmonics import RealSHT, RealVectorSHT
 
 from emulator.grid import Grid
-from emulator.spectra import wind_pair
+from emulator.spectra import order_power, wind_pair
 
 MAX_DEGREE = 3
 QUANTITIES = ("geopotential", "rotational kinetic energy")
@@ -35,23 +35,18 @@ class PlanetaryModes:
         resolved = {"lmax": MAX_DEGREE + 1, "mmax": MAX_DEGREE + 1, "grid": grid.kind}
         self.sht = RealSHT(grid.nlat, grid.nlon, **resolved).double()
         self.vsht = RealVectorSHT(grid.nlat, grid.nlon, **resolved).double()
-        self.modes = [(degree, order) for degree in range(1, MAX_DEGREE + 1) for order in range(degree + 1)]
-        self.labels = [f"{degree},{order}" for degree, order in self.modes]
-        degree, order = (torch.tensor(column) for column in zip(*self.modes, strict=True))
-        self._index = (degree, order)
-        # orders m > 0 stand for m and -m; the rotational wind of psi_lm has |grad Y_lm|^2 = l (l + 1)
-        self._multiplicity = torch.where(order > 0, 2.0, 1.0).double() / (4.0 * math.pi)
-        self._eigenvalue = (degree * (degree + 1)).double()
+        modes = [(degree, order) for degree in range(1, MAX_DEGREE + 1) for order in range(degree + 1)]
+        self.labels = [f"{degree},{order}" for degree, order in modes]
+        self.degree, self.order = (torch.tensor(column) for column in zip(*modes, strict=True))
+        # the rotational wind of psi_lm has |grad Y_lm|^2 = l (l + 1) on the unit sphere
+        self.kinetic_factor = 0.5 * (self.degree * (self.degree + 1)).double()
 
     def powers(self, state: torch.Tensor) -> torch.Tensor:
         """``(quantity, mode)`` batch means: geopotential power and rotational kinetic energy of each mode."""
         state = state.double()
-        geopotential = self.sht(state[:, self.geopotential])[:, self._index[0], self._index[1]]
-        stream_function = self.vsht(state[:, self.wind])[:, 0][:, self._index[0], self._index[1]]
-        powers = torch.stack(
-            [geopotential.abs().square(), 0.5 * self._eigenvalue * stream_function.abs().square()], dim=1
-        )
-        return (powers * self._multiplicity).mean(dim=0)
+        geopotential = order_power(self.sht(state[:, self.geopotential]))[:, self.degree, self.order]
+        stream_function = order_power(self.vsht(state[:, self.wind])[:, 0])[:, self.degree, self.order]
+        return torch.stack([geopotential, self.kinetic_factor * stream_function], dim=1).mean(dim=0)
 
 
 def mode_factor(powers: torch.Tensor, truth: torch.Tensor) -> tuple[float, int, int]:

@@ -37,11 +37,19 @@ def wind_pair(level: str) -> tuple[str, str]:
     return WIND[0] + suffix, WIND[1] + suffix
 
 
-def degree_power(coefficients: torch.Tensor) -> torch.Tensor:
-    """``(..., l, m)`` complex coefficients -> ``(..., l)`` power, orders ``m > 0`` counted twice."""
+def order_power(coefficients: torch.Tensor) -> torch.Tensor:
+    """``(..., l, m)`` complex coefficients -> ``(..., l, m)`` power of each order, ``m > 0`` counted twice.
+
+    Twice, because each stands for ``m`` and ``-m``: the sum over orders is :func:`degree_power`.
+    """
     multiplicity = torch.full((coefficients.shape[-1],), 2.0, dtype=coefficients.real.dtype, device=coefficients.device)
     multiplicity[0] = 1.0
-    return (coefficients.abs().square() * multiplicity).sum(dim=-1) / (4.0 * math.pi)
+    return coefficients.abs().square() * multiplicity / (4.0 * math.pi)
+
+
+def degree_power(coefficients: torch.Tensor) -> torch.Tensor:
+    """``(..., l, m)`` complex coefficients -> ``(..., l)`` power, orders ``m > 0`` counted twice."""
+    return order_power(coefficients).sum(dim=-1)
 
 
 class PowerSpectrum(nn.Module):
