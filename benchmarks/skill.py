@@ -76,6 +76,7 @@ OFF: dict[str, object] = {
     "divergent_wind": None,
     "clamp": {},
     "conserve": [],
+    "equatorial_angular_momentum": False,
     "divergence_guard": False,
 }
 ENSEMBLE_MEMBERS = 8

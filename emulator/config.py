@@ -118,6 +118,9 @@ class StepperConfig(Strict):
     )
     clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
     conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")
+    equatorial_angular_momentum: bool = Field(
+        False, description="hold each wind level's equatorial rotation (degree 1, order 1) at its value before the step"
+    )
     stochastic_forcing: StochasticForcingConfig | None = Field(
         None, description="red noise after every step with the residuals' covariance; None: deterministic"
     )

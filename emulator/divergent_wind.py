@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_harmonics import InverseRealVectorSHT, RealVectorSHT
 
 from emulator.data.normalizer import Normalizer
-from emulator.errors import EmulatorError
 from emulator.grid import Grid
-from emulator.spectra import wind_levels
-from emulator.winds import DIVERGENT, DegreeRelaxation, WindChannels
+from emulator.winds import DIVERGENT, DegreeRelaxation, every_level_winds, vector_transforms
 
 
 class DivergentWindConfig(DegreeRelaxation):
@@ -32,15 +29,9 @@ class DivergentWindDamping(nn.Module):
 
     def __init__(self, config: DivergentWindConfig, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
-        levels = wind_levels(normalizer.channels)
-        if not levels:
-            raise EmulatorError(
-                "stepper.divergent_wind: no level has both wind components among the prognostic channels"
-            )
-        self.winds = WindChannels(normalizer.channels, normalizer.std, levels)
+        self.winds = every_level_winds(normalizer, "divergent_wind")
         lmax = grid.max_degree
-        self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
-        self.ivsht = InverseRealVectorSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+        self.vsht, self.ivsht = vector_transforms(grid, lmax)
         weight = torch.zeros(2, lmax, 1)
         weight[DIVERGENT] = config.weight(lmax)
         self.weight: torch.Tensor

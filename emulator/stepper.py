@@ -4,7 +4,7 @@ The network maps normalized ``[state, forcing]`` to a normalized output. The
 stepper turns that into the next normalized state (as a tendency when
 ``residual`` is on), adds the stochastic forcing of :mod:`emulator.stochastic`
 when configured, applies the stability controls (spectral filter, relaxation to
-linear balance, divergent-wind damping, physical clamp, conservation fixer, each
+linear balance, divergent-wind damping, physical clamp, conservation fixers, each
 when configured) and guards the rollout: at the first non-finite value, a value
 beyond ``max_abs_normalized`` or an area-mean square (energy) beyond
 ``max_mean_square_normalized``, it stops with an error naming the step and the
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from emulator.angular_momentum import EquatorialAngularMomentumFixer
 from emulator.balance import BalanceRelaxation
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
@@ -66,6 +67,9 @@ class Stepper(nn.Module):
         )
         self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
         self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
+        self.angular_momentum = (
+            EquatorialAngularMomentumFixer(normalizer, grid) if config.equatorial_angular_momentum else None
+        )
         self.area_mean = AreaMean(grid)
         self.stochastic_forcing = None
         if config.stochastic_forcing is not None:
@@ -98,6 +102,8 @@ class Stepper(nn.Module):
             following = self.clamp(following)
         if self.fixer is not None:
             following = self.fixer(following, state)
+        if self.angular_momentum is not None:
+            following = self.angular_momentum(following, state)
         return following
 
     def member_keys(self, members: Sequence[int]) -> list[tuple[int, ...]]:

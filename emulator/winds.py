@@ -1,4 +1,8 @@
-"""The wind channels of a normalized state, level by level, and the settings of controls acting on them by degree."""
+"""The wind channels of a normalized state, level by level, and what the controls acting on them share.
+
+That is: reading and adding each level's ``(u, v)``, their vector transforms, and the
+setting of a relaxation by degree.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
+from torch_harmonics import InverseRealVectorSHT, RealVectorSHT
 
+from emulator.data.normalizer import Normalizer
 from emulator.degrees import DegreeBand
-from emulator.spectra import wind_pair
+from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.spectra import wind_levels, wind_pair
 
-DIVERGENT = 1  # torch-harmonics' vector coefficients come as (stream function, velocity potential)
+ROTATIONAL, DIVERGENT = 0, 1  # torch-harmonics' vector coefficients come as (stream function, velocity potential)
 
 
 class DegreeRelaxation(DegreeBand):
@@ -49,3 +57,17 @@ class WindChannels(nn.Module):
         """``state`` with ``(batch, level, 2, lat, lon)`` wind ``change`` in m s-1 added."""
         normalized = (change / self.std).flatten(1, 2).to(state.dtype)
         return state.index_add(1, self.index_tensor, normalized)
+
+
+def every_level_winds(normalizer: Normalizer, control: str) -> WindChannels:
+    """The winds of every level with both components; an error naming ``stepper.<control>`` when there is none."""
+    levels = wind_levels(normalizer.channels)
+    if not levels:
+        raise EmulatorError(f"stepper.{control}: no level has both wind components among the prognostic channels")
+    return WindChannels(normalizer.channels, normalizer.std, levels)
+
+
+def vector_transforms(grid: Grid, lmax: int) -> tuple[RealVectorSHT, InverseRealVectorSHT]:
+    """The vector transform of ``grid`` to degrees and orders below ``lmax``, and its inverse."""
+    resolved = {"lmax": lmax, "mmax": lmax, "grid": grid.kind}
+    return RealVectorSHT(grid.nlat, grid.nlon, **resolved), InverseRealVectorSHT(grid.nlat, grid.nlon, **resolved)

@@ -1,0 +1,46 @@
+"""A fixer of the wind's equatorial angular momentum.
+
+The rotational wind at degree 1 is a solid-body rotation: the stream function's order-0
+coefficient is the rotation about the polar axis (the super-rotation, the axial
+relative angular momentum), its order-1 coefficient a rotation about an axis in the
+equatorial plane (the two equatorial components). The built-in world drives no such
+tilt (its vorticity forcing is at degrees 8 to 12), so it stays small: 0.3 % of the
+rotational wind's degree-1 power over a held-out year. An emulator's errors in it
+accumulate with nothing to take them out: from held-out states the committed
+checkpoint's error in that coefficient is 0.9 times the truth's amplitude after one
+step and 5.6 times after ten days, and in long rollouts the tilt carries about 30
+times the truth's energy (``benchmarks/RESULTS.md``, "The planetary modes").
+:class:`EquatorialAngularMomentumFixer` resets it to its value before the step, as
+:class:`emulator.stability.ConservationFixer` does with a global mean; everything
+else, the axial rotation included, is left as the step made it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emulator.data.normalizer import Normalizer
+from emulator.grid import Grid
+from emulator.winds import ROTATIONAL, every_level_winds, vector_transforms
+
+DEGREES = 2  # the transforms resolve degrees 0 and 1: all the fixer touches
+
+
+class EquatorialAngularMomentumFixer(nn.Module):
+    """Hold every wind level's rotational degree-1, order-1 part at its value before the step (normalized units)."""
+
+    def __init__(self, normalizer: Normalizer, grid: Grid) -> None:
+        super().__init__()
+        self.winds = every_level_winds(normalizer, "equatorial_angular_momentum")
+        self.vsht, self.ivsht = vector_transforms(grid, DEGREES)
+        tilt = torch.zeros(2, DEGREES, DEGREES)
+        tilt[ROTATIONAL, 1, 1] = 1.0
+        self.tilt: torch.Tensor
+        self.register_buffer("tilt", tilt, persistent=False)
+
+    def forward(self, state: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=state.device.type, enabled=False):
+            drift = self.vsht(self.winds.read(state)) - self.vsht(self.winds.read(previous))
+            change = -self.ivsht(drift * self.tilt)
+        return self.winds.add(state, change)

@@ -1,0 +1,77 @@
+"""The equatorial angular-momentum fixer: analytic solid-body rotations, a solver's jet, the stepper."""
+
+import numpy as np
+import pytest
+import torch
+
+from emulator.angular_momentum import EquatorialAngularMomentumFixer
+from emulator.config import StepperConfig
+from emulator.data.normalizer import Normalizer
+from emulator.errors import EmulatorError
+from emulator.stepper import Stepper
+from tests.conftest import CHANNELS
+from tests.test_balance import GRID, STD, galewsky_jet
+from tests.test_divergent_wind import normalized, sectoral_gradient
+from tests.test_stepper import Constant
+
+NORMALIZER = Normalizer(tuple(CHANNELS), np.array([1.0e5, 0.0, 0.0]), STD, np.ones(3))
+
+
+def solid_body_rotation(axis: tuple[float, float, float], speed: float) -> torch.Tensor:
+    """``(2, lat, lon)`` wind ``(u, v)`` of the rotation ``omega x r`` about ``axis`` (x: 0 E on the equator, z: north).
+
+    Written out analytically: for ``omega = (a, b, c)``, ``u = -a sin(lat) cos(lon) - b sin(lat) sin(lon) + c
+    cos(lat)`` and ``v = a sin(lon) - b cos(lon)``; ``speed`` is the largest speed of a unit axis.
+    """
+    latitude = torch.deg2rad(torch.as_tensor(GRID.latitudes, dtype=torch.float64))[:, None]
+    longitude = torch.linspace(0, 2 * torch.pi, GRID.nlon + 1, dtype=torch.float64)[:-1]
+    a, b, c = axis
+    u = -a * torch.sin(latitude) * torch.cos(longitude) - b * torch.sin(latitude) * torch.sin(longitude)
+    u = u + c * torch.cos(latitude)
+    v = (a * torch.sin(longitude) - b * torch.cos(longitude)).expand(GRID.shape)
+    return (speed * torch.stack([u, v])).float()
+
+
+def wind_error(after: torch.Tensor, expected: torch.Tensor) -> float:
+    """Largest difference of the winds of two normalized states, in m s-1."""
+    wind_std = torch.as_tensor(STD[1:], dtype=torch.float32)[:, None, None]
+    return float(((after - expected)[0, 1:] * wind_std).abs().max())
+
+
+def test_a_tilt_the_step_adds_is_removed_and_the_rest_of_the_flow_stays() -> None:
+    _, jet = galewsky_jet()
+    axial, wave = solid_body_rotation((0.0, 0.0, 1.0), 15.0), sectoral_gradient(3, 10.0)
+    before = normalized(jet + axial)
+    stepped = normalized(jet + 1.1 * axial + wave + solid_body_rotation((0.6, -0.8, 0.0), 5.0))
+    after = EquatorialAngularMomentumFixer(NORMALIZER, GRID)(stepped, before)
+    assert wind_error(after, normalized(jet + 1.1 * axial + wave)) < 0.02  # m s-1, of a jet of 80
+    assert torch.equal(after[:, 0], stepped[:, 0])
+
+
+def test_the_tilt_before_the_step_is_kept() -> None:
+    _, jet = galewsky_jet()
+    tilt = solid_body_rotation((1.0, 0.0, 0.0), 2.0)
+    before = normalized(jet + tilt)
+    stepped = normalized(jet + solid_body_rotation((0.0, 1.0, 0.0), 3.0))
+    after = EquatorialAngularMomentumFixer(NORMALIZER, GRID)(stepped, before)
+    assert wind_error(after, before) < 0.02
+    assert wind_error(stepped, before) > 3.0
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_stepper_applies_the_fixer_when_configured(enabled: bool) -> None:
+    class Tilting(Constant):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return normalized(solid_body_rotation((0.0, 1.0, 0.0), 4.0))
+
+    config = StepperConfig(residual=False, equatorial_angular_momentum=enabled)
+    state = Stepper(Tilting(0.0), NORMALIZER, config, GRID).step(
+        torch.zeros(1, 3, *GRID.shape), torch.zeros(1, 0, *GRID.shape)
+    )
+    assert (wind_error(state, torch.zeros_like(state)) < 0.02) is enabled
+
+
+def test_the_fixer_needs_both_winds_of_a_level() -> None:
+    config = StepperConfig(equatorial_angular_momentum=True)
+    with pytest.raises(EmulatorError, match=r"stepper\.equatorial_angular_momentum: no level has both wind"):
+        Stepper(Constant(0.0), NORMALIZER.subset(CHANNELS[:2]), config, GRID)
