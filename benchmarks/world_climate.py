@@ -29,12 +29,18 @@ from emulator.world.climate import DAYS_PER_YEAR, Diagnostics, climate_dataset
 from emulator.world.climate import simulate_climate as simulate_year_members
 
 BANDS = OCTAVE_BANDS
+BAND_TOLERANCE = 0.1  # issue 5's target: every band's power within 10 % of the truth climate's
 SEED_BASE = 100
 
 
 def spectrum_error(bands: torch.Tensor, truth_bands: torch.Tensor) -> float:
     """Largest relative error of band power over every channel and band."""
     return float((bands / truth_bands - 1.0).abs().max())
+
+
+def bands_within(bands: torch.Tensor, truth_bands: torch.Tensor, tolerance: float = BAND_TOLERANCE) -> int:
+    """How many bands (every channel's) have a power within ``tolerance`` of the truth's, relative."""
+    return int(((bands / truth_bands - 1.0).abs() <= tolerance).sum())
 
 
 @dataclass

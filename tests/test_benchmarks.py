@@ -44,6 +44,8 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "truth" in r["config"]}
     assert set(shares) == {"unbalanced_geopotential_end", "divergent_kinetic_energy_end"}
     assert all(r["config"]["truth"] >= 0 and r["value"] >= 0 for r in shares.values())
+    within = next(r for r in records if r["figure"] == "bands_within_tolerance_end")
+    assert within["config"]["tolerance"] == 0.1 and 0 <= within["value"] <= within["config"]["bands"] == 20
     modes = next(r for r in records if r["figure"] == "planetary_mode_factor_end")
     quantity, _, mode = modes["config"]["worst"].rpartition(" ")
     assert modes["value"] >= 1 and quantity in {"geopotential", "rotational kinetic energy"} and mode in LOW_MODES

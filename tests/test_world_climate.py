@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 import xarray as xr
 
-from benchmarks.world_climate import Climate, Diagnostics, world_climate
+from benchmarks.world_climate import Climate, Diagnostics, bands_within, world_climate
 from emulator.config import WorldConfig
 from emulator.grid import Grid
 
@@ -42,3 +42,10 @@ def test_floor_is_the_median_error_of_a_window_against_the_other_years() -> None
     # the tripled band: {1, 2} against {3, 12}: |1.5/7.5 - 1|; {3, 12} against {1, 2}: |7.5/1.5 - 1|
     assert abs(spectrum_floor - (0.8 + 4.0) / 2) < 1e-6
     assert climate.floor(1)[0] > 0.0
+
+
+def test_bands_within_the_tolerance_are_counted_on_both_sides_of_the_truth() -> None:
+    truth = torch.full((2, 3), 2.0)
+    bands = torch.tensor([[2.0, 2.18, 1.82], [2.22, 1.0, 4.0]])
+    assert bands_within(bands, truth) == 3
+    assert bands_within(bands, truth, tolerance=0.5) == 5
