@@ -13,6 +13,13 @@ times the truth's energy (``benchmarks/RESULTS.md``, "The planetary modes").
 :class:`EquatorialAngularMomentumFixer` resets it to its value before the step, as
 :class:`emulator.stability.ConservationFixer` does with a global mean; everything
 else, the axial rotation included, is left as the step made it.
+
+Use it with ``divergent_wind`` at degrees 1 to 3: the committed checkpoint's tilt
+partly cancels, in the meridional wind at degree 1, a cross-equatorial divergent
+flow the world does not have (70 times the truth's power there), and holding the
+tilt alone leaves that flow bare (the meridional wind's degree-1 power goes from
+1.6 to 2.9 times the truth's). With both, it is 0.98 (``benchmarks/RESULTS.md``,
+session 21).
 """
 
 from __future__ import annotations
