@@ -11,7 +11,9 @@ names, the normalizer and the grid; the stepper applies them in this order:
    channel reset to its value before the step (mass, for a geopotential).
 
 Between 1 and 2 the stepper can also relax the geopotential toward linear balance
-with the wind (:mod:`emulator.balance`). All are differentiable, so they can be on
+with the wind (:mod:`emulator.balance`) and damp the divergent wind
+(:mod:`emulator.divergent_wind`); after 3 it can hold the wind's equatorial angular
+momentum (:mod:`emulator.angular_momentum`). All are differentiable, so they can be on
 during training, and none has weights, so they can be switched on at inference for
 a model trained without.
 """
