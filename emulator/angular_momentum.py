@@ -48,6 +48,6 @@ class EquatorialAngularMomentumFixer(nn.Module):
 
     def forward(self, state: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=state.device.type, enabled=False):
-            drift = self.vsht(self.winds.read(state)) - self.vsht(self.winds.read(previous))
+            drift = self.vsht(self.winds.read(state) - self.winds.read(previous))
             change = -self.ivsht(drift * self.tilt)
         return self.winds.add(state, change)

@@ -20,6 +20,10 @@ class DegreeBand(Strict):
             raise ValueError(f"max_degree {self.max_degree} is below min_degree {self.min_degree}")
         return self
 
+    def truncation(self, lmax: int) -> int:
+        """The degrees a transform needs for this band out of ``lmax`` (non-inclusive): up to ``max_degree``."""
+        return lmax if self.max_degree is None else min(lmax, self.max_degree + 1)
+
     def mask(self, lmax: int) -> torch.Tensor:
         """``(lmax,)``: whether each degree below ``lmax`` is in the band."""
         degree = torch.arange(lmax)

@@ -30,7 +30,7 @@ class DivergentWindDamping(nn.Module):
     def __init__(self, config: DivergentWindConfig, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
         self.winds = every_level_winds(normalizer, "divergent_wind")
-        lmax = grid.max_degree
+        lmax = config.truncation(grid.max_degree)
         self.vsht, self.ivsht = vector_transforms(grid, lmax)
         weight = torch.zeros(2, lmax, 1)
         weight[DIVERGENT] = config.weight(lmax)
