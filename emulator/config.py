@@ -184,6 +184,11 @@ class TrainConfig(Strict):
         description="keep the checkpoint whose free-running climate is nearest a target's "
         "(emulator.training.climate_validation); None: the best by validation loss",
     )
+    free_run_stepper: StepperConfig | None = Field(
+        None,
+        description="the step and controls of free runs (the climate loss's chains, the climate checks), such "
+        "as those forecasts will use, while the window loss sees the model's own errors; None: stepper",
+    )
     num_workers: int = Field(0, ge=0)
     checkpoint: str = "checkpoints/model.ckpt"
     checkpoint_every: int | None = Field(None, gt=0, description="also save the resumable state every N steps")
@@ -259,6 +264,16 @@ class Config(Strict):
     def _online_needs_a_world(self) -> Config:
         if self.train.online is not None and self.world is None:
             raise ValueError("train.online simulates the built-in world: the config needs a world: section")
+        return self
+
+    @model_validator(mode="after")
+    def _free_runs_step_the_same_model(self) -> Config:
+        free_run = self.train.free_run_stepper
+        if free_run is not None and free_run.residual != self.stepper.residual:
+            raise ValueError(
+                f"train.free_run_stepper.residual is {free_run.residual} but stepper.residual is "
+                f"{self.stepper.residual}: it is the model's, the same in every run of it"
+            )
         return self
 
 

@@ -171,6 +171,43 @@ def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the
     assert "train.climate_validation.target: " in capsys.readouterr().err
 
 
+def test_free_runs_go_through_the_free_run_stepper_and_the_windows_do_not(
+    tiny_config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = world_climate_target(tiny_config_file, tmp_path / "climate.nc")
+    checks = f"train.climate_validation={{target: {target}, every: 1, chains: 2, spinup_steps: 1, steps: 2}}"
+    loss = f"train.climate={{target: {target}, chains: 2, spinup_steps: 1, weight: 0.5}}"
+    uniform = ", ".join(f"{name}: {{min: 0.0, max: 0.0}}" for name in CHANNELS)  # every state uniform: no band power
+    guard = "max_abs_normalized: 1000.0, max_mean_square_normalized: 1.0e6"
+    still = f"train.free_run_stepper={{{guard}, clamp: {{{uniform}}}}}"
+
+    def logged(name: str, *settings: str) -> tuple[list[float], list[float]]:
+        checkpoint = tmp_path / name / "model.ckpt"
+        arguments = ["train", "--config", str(tiny_config_file), "--device", "cpu"]
+        assert (
+            main([*arguments, "--set", f"train.checkpoint={checkpoint}", "--set", "train.max_steps=3", *settings]) == 0
+        )
+        with checkpoint.with_suffix(".metrics.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        losses = [float(row["train_loss"]) for row in rows if row["train_loss"]]
+        return losses, [float(row["climate_error"]) for row in rows if row["climate_error"]]
+
+    plain_losses, plain_errors = logged("plain", "--set", checks)
+    still_losses, still_errors = logged("still", "--set", checks, "--set", still)
+    assert still_losses == plain_losses, "the windows go through stepper, not the free runs' stepper"
+    assert all(abs(error - 1) < 0.05 for error in still_errors), "the checks ran still: no power in any band"
+    assert all(abs(error - 1) > 0.05 for error in plain_errors)
+    filtered = f"train.free_run_stepper={{{guard}, spectral_filter: {{strength: 1.0, order: 2}}}}"
+    plain_losses, filtered_losses = (
+        logged("loss", "--set", loss)[0],
+        logged("loss_filtered", "--set", loss, "--set", filtered)[0],
+    )
+    assert np.isfinite(filtered_losses).all() and filtered_losses != plain_losses, "the climate loss's chains filtered"
+    other_model = "train.free_run_stepper={residual: false}"
+    assert main(["train", "--config", str(tiny_config_file), "--device", "cpu", "--set", other_model]) == 1
+    assert "train.free_run_stepper.residual is False but stepper.residual is True" in capsys.readouterr().err
+
+
 def test_chains_red_noise_carries_on_across_optimizer_steps(tmp_path: Path) -> None:
     """Drawn afresh at every step, the forcing would lose the memory that makes its effect on the chains."""
     stepper = stochastic_stepper()  # lag-one correlation 0.6

@@ -4,10 +4,10 @@ A loss on forecast windows judges a model's first days; its climate, the statist
 of rollouts years on, is another matter, and small changes of the weights move it by
 tens of percent in a band. This term asks for it directly, in the spirit of DySLIM
 (Schiff et al. 2024), which matches a model's invariant measure to the data's.
-``chains`` states run freely with the training stepper (its controls and stochastic
-forcing), persistent across optimizer steps: spun up ``spinup_steps`` from states of
-the training period before the first step, then advanced ``steps`` steps with
-gradient at every optimizer step. Their forcing's red noise carries on from step to
+``chains`` states run freely with the training stepper, or ``train.free_run_stepper``
+when set (its controls and stochastic forcing), persistent across optimizer steps:
+spun up ``spinup_steps`` from states of the training period before the first step,
+then advanced ``steps`` steps with gradient at every optimizer step. Their forcing's red noise carries on from step to
 step as in a rollout (drawn afresh at every optimizer step it would lose the
 coherence that makes its effect, and the chains would misread the model's climate).
 Their band power (:class:`~emulator.spectra.BandPower`: each channel and each

@@ -7,7 +7,8 @@ is kept matters as much as how it was trained, and the validation loss of short 
 does not see it. As in ACE's inline inference, the run is checked on what it is for:
 every ``every`` optimizer steps and at the end of every stage, ``chains`` states of the
 training period run freely with the weights that are saved (the EMA's when there is
-one) through the training stepper, its controls and stochastic forcing (the same draws
+one) through the free runs' stepper (``train.free_run_stepper``, else the training
+stepper), its controls and stochastic forcing (the same draws
 at every check, so snapshots are compared on the same noise): ``spinup_steps`` steps,
 then ``steps`` more whose mean band power (:class:`~emulator.training.climate.BandPowerRatio`)
 is compared with the target's. The error is the largest ``|ratio - 1|`` of any band, the

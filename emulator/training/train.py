@@ -16,6 +16,10 @@ validation); its chains start from states of the training period. With
 ``train.climate_validation`` the checkpoint kept is instead the one whose free runs'
 climate is nearest a target's (:mod:`emulator.training.climate_validation`), checked
 every ``every`` steps and at the end of every stage; the validation loss is still logged.
+Both free runs go through ``train.free_run_stepper`` when it is set (the controls
+forecasts will use), while the windows go through ``stepper`` (trained without a
+control, the network cannot lean on it: session 20's model trained without the mass
+fixer stopped losing mass).
 
 Every ``checkpoint_every`` steps and at the end of every epoch the whole state
 (weights, EMA, optimizer, position) is saved beside the checkpoint; ``resume``
@@ -143,6 +147,12 @@ class Trainer:
         )
         prognostic = normalizer.subset(data.prognostic)
         self.stepper = Stepper(self.model, prognostic, config.stepper, grid, residual_statistics).to(device)
+        self.free_run_config = settings.free_run_stepper or config.stepper
+        self.free_run_stepper = (
+            self.stepper
+            if settings.free_run_stepper is None
+            else Stepper(self.model, prognostic, self.free_run_config, grid, residual_statistics).to(device)
+        )
         evaluated = self.model if self.ema is None else self.ema.module
         validated = config.stepper
         if self.members == 1:
@@ -167,9 +177,9 @@ class Trainer:
         return self.model if self.ema is None else self.ema.module
 
     def free_running_stepper(self) -> Stepper:
-        """The saved weights through the training stepper, its controls and stochastic forcing."""
+        """The saved weights through the free runs' stepper, its controls and stochastic forcing."""
         prognostic = self.normalizer.subset(self.config.data.prognostic)
-        stepper = Stepper(self.evaluated_model, prognostic, self.config.stepper, self.grid, self.residual_statistics)
+        stepper = Stepper(self.evaluated_model, prognostic, self.free_run_config, self.grid, self.residual_statistics)
         return stepper.to(self.device)
 
     def noisy_inputs(self, state: torch.Tensor, step: int) -> torch.Tensor:
@@ -199,7 +209,7 @@ class Trainer:
             noisy = self.noisy_inputs(state, step)
             value = rollout_loss(self.stepper, self.loss, noisy, forcing, keys, self.members)
             if self.climate is not None:
-                value = value + self.climate(self.stepper, step)
+                value = value + self.climate(self.free_run_stepper, step)
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         clip = self.config.train.gradient_clip or math.inf
@@ -443,7 +453,7 @@ def train(config: Config, device: str = "auto", resume: bool = False) -> Path:
     if trainer.climate is not None and trainer.climate.chains is None:
         LOG.info("spinning up %d climate chains", trainer.climate.config.chains)
         states = data.chain_states(trainer.climate.config.chains, "train.climate")
-        trainer.climate.start(trainer.stepper, states.to(trainer.device))
+        trainer.climate.start(trainer.free_run_stepper, states.to(trainer.device))
     stages = settings.stages()
     training = [data.training(index, stage.rollout_steps) for index, stage in enumerate(stages)]
     validation = data.validation(max(stage.rollout_steps for stage in stages))
