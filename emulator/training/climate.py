@@ -7,9 +7,10 @@ tens of percent in a band. This term asks for it directly, in the spirit of DySL
 ``chains`` states run freely with the training stepper, or ``train.free_run_stepper``
 when set (its controls and stochastic forcing), persistent across optimizer steps:
 spun up ``spinup_steps`` from states of the training period before the first step,
-then advanced ``steps`` steps with gradient at every optimizer step. Their forcing's red noise carries on from step to
-step as in a rollout (drawn afresh at every optimizer step it would lose the
-coherence that makes its effect, and the chains would misread the model's climate).
+then advanced ``steps`` steps with gradient at every optimizer step. Their forcing's
+red noise carries on from step to step as in a rollout (drawn afresh at every
+optimizer step it would lose the coherence that makes its effect, and the chains
+would misread the model's climate).
 Their band power (:class:`~emulator.spectra.BandPower`: each channel and each
 level's kinetic energy, in octave bands of degrees) over the target's gives a ratio
 ``R``, which a few states estimate poorly; its running mean ``M`` (decay ``memory``)

@@ -147,11 +147,10 @@ class Trainer:
         )
         prognostic = normalizer.subset(data.prognostic)
         self.stepper = Stepper(self.model, prognostic, config.stepper, grid, residual_statistics).to(device)
-        self.free_run_config = settings.free_run_stepper or config.stepper
         self.free_run_stepper = (
             self.stepper
             if settings.free_run_stepper is None
-            else Stepper(self.model, prognostic, self.free_run_config, grid, residual_statistics).to(device)
+            else Stepper(self.model, prognostic, settings.free_run_stepper, grid, residual_statistics).to(device)
         )
         evaluated = self.model if self.ema is None else self.ema.module
         validated = config.stepper
@@ -179,8 +178,8 @@ class Trainer:
     def free_running_stepper(self) -> Stepper:
         """The saved weights through the free runs' stepper, its controls and stochastic forcing."""
         prognostic = self.normalizer.subset(self.config.data.prognostic)
-        stepper = Stepper(self.evaluated_model, prognostic, self.free_run_config, self.grid, self.residual_statistics)
-        return stepper.to(self.device)
+        controls = self.free_run_stepper.config
+        return Stepper(self.evaluated_model, prognostic, controls, self.grid, self.residual_statistics).to(self.device)
 
     def noisy_inputs(self, state: torch.Tensor, step: int) -> torch.Tensor:
         """``state`` with noise of std ``input_noise`` on its first time, white or a random field."""
