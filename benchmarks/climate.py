@@ -6,10 +6,12 @@ simulated years (default 1), ``K`` rollouts as one batch (default 1; their
 diagnostics averaged) from states of the held-out truth, with every stability
 control of ``configs/world.yaml`` (with the ``--set`` overrides, as the CLI's) and
 the stochastic forcing the checkpoint was trained through (if any). It prints
-``spectrum_error_*``, ``unbalanced_geopotential_*``, ``divergent_kinetic_energy_*``,
-``planetary_mode_factor_*``, ``energy_drift``, ``steps_to_nonfinite`` and ``sypd`` as
-``skill`` does, against the same truth climate, noting every band's power over the
-truth's, and its slow-manifold shares and planetary modes beside the held-out truth's.
+``spectrum_error_*``, ``bands_within_tolerance_*``, ``unbalanced_geopotential_*``,
+``divergent_kinetic_energy_*``, ``planetary_mode_factor_*``, ``energy_drift``,
+``steps_to_nonfinite``, ``sypd`` and the truth's own floor for windows of as many
+member-years (``*_truth_floor*``) as ``skill`` does, against the same truth climate,
+noting every band's power over the truth's, and its slow-manifold shares and
+planetary modes beside the held-out truth's.
 A simulated year of one rollout takes about a minute on two cores: the loop in which
 training candidates are compared.
 """

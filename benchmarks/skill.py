@@ -33,9 +33,12 @@ Figures:
   (each order apart, :mod:`benchmarks.planetary_modes`) is off those truth days'
   power, the worst mode in the figure's config;
 * the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
-  and ``energy_truth_floor``, ``spectrum_error_truth_floor`` (and their ``_decade``
-  forms) are the median errors of one (ten) of its years against the others: the
-  sampling noise of a window of that length, below which no model can be judged;
+  and ``energy_truth_floor``, ``spectrum_error_truth_floor``,
+  ``bands_within_tolerance_truth_floor`` (and their ``_decade`` forms) are the medians
+  of the same figures for windows of the truth as long as the rollout's (its members
+  times one or ten years) against the other years, with
+  ``every_band_within_tolerance_truth_share``, the share of those windows with every
+  band within 10 %: the sampling noise below which no model can be judged;
 * the same rollout with each control off in turn (at most one year):
   ``steps_to_failure_without_<control>`` (the rollout length if it never failed).
 """
@@ -269,15 +272,17 @@ def planetary_factor(powers: torch.Tensor, truth: torch.Tensor, modes: Planetary
     return factor, f"{QUANTITIES[quantity]} {modes.labels[mode]}"
 
 
-def truth_floor(climate: Climate, device: torch.device) -> None:
-    """The errors of one and of ten truth years against the others: the noise of a window that long."""
-    for window, suffix in ((1, ""), (DECADE_YEARS, "_decade")):
-        if window >= climate.years:
-            continue
-        energy, error = climate.floor(window)
-        config = {"window_years": window, "truth_years": climate.years}
-        emit(BENCH, f"energy_truth_floor{suffix}", energy, config, device)
-        emit(BENCH, f"spectrum_error_truth_floor{suffix}", error, config, device)
+def truth_floor(climate: Climate, member_years: int, suffix: str, bench: str, device: torch.device) -> None:
+    """The truth's own scores in windows of ``member_years``: the noise below which no model can be judged."""
+    if member_years >= climate.years:
+        note(f"no truth floor{suffix}: {member_years} member-years need more than the truth's {climate.years}")
+        return
+    floor = climate.floor(member_years)
+    config: dict[str, object] = {"window_years": member_years, "truth_years": climate.years}
+    emit(bench, f"energy_truth_floor{suffix}", floor.energy, config, device)
+    emit(bench, f"spectrum_error_truth_floor{suffix}", floor.spectrum_error, config, device)
+    emit(bench, f"bands_within_tolerance_truth_floor{suffix}", floor.bands_within, config, device)
+    emit(bench, f"every_band_within_tolerance_truth_share{suffix}", floor.every_band_share, config, device)
 
 
 def long_rollout(
@@ -332,6 +337,8 @@ def controlled_rollout(
     marks = {round(year * YEAR_DAYS * STEPS_PER_DAY): f"{year}y" for year in MARK_YEARS if year <= years}
     marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
     config = {"years": years, "members": members, "truth_years": climate.years, "controls": describe_controls(controls)}
+    for suffix, window in windows.items():
+        truth_floor(climate, members * max(1, window // YEAR_DAYS), suffix, bench, device)
     kept = max(windows.values())
     energy: list[float] = []
     annual: list[float] = []
@@ -428,7 +435,6 @@ def run(quick: bool, device: torch.device, years: float | None = None, checkpoin
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(config.stepper)}")
     scores(loaded, config.stepper, setting)
     climate = truth_climate(loaded, quick)
-    truth_floor(climate, device)
     controls = climate_controls(loaded, config.stepper)
     controlled_rollout(loaded, controls, setting.truth, climate, setting.years, device)
     controls_off(loaded, controls, setting)

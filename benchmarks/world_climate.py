@@ -43,6 +43,16 @@ def bands_within(bands: torch.Tensor, truth_bands: torch.Tensor, tolerance: floa
     return int(((bands / truth_bands - 1.0).abs() <= tolerance).sum())
 
 
+@dataclass(frozen=True)
+class Floor:
+    """A perfect model's scores: the truth's own windows against its other years (medians over windows)."""
+
+    energy: float  # relative error of the mean kinetic energy
+    spectrum_error: float  # largest relative error of a band
+    bands_within: float  # bands within the tolerance
+    every_band_share: float  # the share of windows with every band within the tolerance
+
+
 @dataclass
 class Climate:
     """Daily diagnostics of independent years: ``energy (year, day)``, ``bands (year, day, quantity, band)``."""
@@ -58,24 +68,27 @@ class Climate:
         """The climate's mean kinetic energy and ``(quantity, band)`` power."""
         return float(self.energy.mean()), self.bands.mean(dim=(0, 1))
 
-    def floor(self, window_years: int) -> tuple[float, float]:
-        """Median energy and spectrum errors of a ``window_years`` window of the truth against its other years.
+    def floor(self, window_years: int) -> Floor:
+        """How a ``window_years`` window of the truth scores against its other years.
 
-        The windows are disjoint runs of consecutive members; the median is what a
+        The windows are disjoint runs of consecutive members; the medians are what a
         perfect model's window of that length would typically score.
         """
         starts = range(0, self.years - window_years + 1, window_years) if window_years < self.years else []
         windows = [range(start, start + window_years) for start in starts]
         if not windows:
             raise EmulatorError(f"a {window_years}-year window needs more than {self.years} years of truth")
-        energy_errors, spectrum_errors = [], []
+        energy_errors, spectrum_errors, within = [], [], []
         for window in windows:
             inside = torch.zeros(self.years, dtype=torch.bool)
             inside[list(window)] = True
             energy_errors.append(abs(float(self.energy[inside].mean() / self.energy[~inside].mean()) - 1.0))
             bands, others = self.bands[inside].mean(dim=(0, 1)), self.bands[~inside].mean(dim=(0, 1))
             spectrum_errors.append(spectrum_error(bands, others))
-        return statistics.median(energy_errors), statistics.median(spectrum_errors)
+            within.append(bands_within(bands, others))
+        every_band = sum(count == self.bands[0, 0].numel() for count in within) / len(windows)
+        median_within = float(statistics.median(within))
+        return Floor(statistics.median(energy_errors), statistics.median(spectrum_errors), median_within, every_band)
 
 
 def _provenance(world: WorldConfig, channels: list[str], years: int, days: int) -> dict[str, str]:

@@ -36,12 +36,26 @@ def test_floor_is_the_median_error_of_a_window_against_the_other_years() -> None
     bands[3, :, 2, 4] *= 3.0  # one band of the last year three times as strong
     climate = Climate(energy, bands)
     assert climate.mean()[0] == 2.5
-    energy_floor, spectrum_floor = climate.floor(2)
+    floor = climate.floor(2)
     # windows {1, 2} against {3, 4} and the reverse: |1.5/3.5 - 1| and |3.5/1.5 - 1|
-    assert abs(energy_floor - (4 / 7 + 4 / 3) / 2) < 1e-6
+    assert abs(floor.energy - (4 / 7 + 4 / 3) / 2) < 1e-6
     # the tripled band: {1, 2} against {3, 12}: |1.5/7.5 - 1|; {3, 12} against {1, 2}: |7.5/1.5 - 1|
-    assert abs(spectrum_floor - (0.8 + 4.0) / 2) < 1e-6
-    assert climate.floor(1)[0] > 0.0
+    assert abs(floor.spectrum_error - (0.8 + 4.0) / 2) < 1e-6
+    assert floor.bands_within == 0.0 and floor.every_band_share == 0.0
+    assert climate.floor(1).energy > 0.0
+
+
+def test_floor_counts_the_bands_a_perfect_model_gets_within_the_tolerance() -> None:
+    bands = torch.ones(4, 3, 4, 5)
+    bands[3, :, 0, 0] = 1.2  # one band of the last year 20 % strong: 6.7 % above the other years' mean
+    bands[2, :, 1, 1] = 2.0  # and another of the third year twice as strong
+    floor = Climate(torch.ones(4, 3), bands).floor(1)
+    # year by year: 19 (1.0 / (4/3) in the doubled band), 19, 19 (2.0 / 1.0), 18 (1.2 / 1.0 and 1.0 / (4/3))
+    assert floor.bands_within == 19.0 and floor.every_band_share == 0.0
+    bands[2, :, 1, 1] = 1.05  # now only the last year misses a band: 20, 20, 20, 19
+    floor = Climate(torch.ones(4, 3), bands).floor(1)
+    assert floor.bands_within == 20.0 and floor.every_band_share == 0.75
+    assert floor.energy == 0.0 and abs(floor.spectrum_error - (1 - 1 / (3.2 / 3))) < 1e-6  # 1.0 / (3.2 / 3)
 
 
 def test_bands_within_the_tolerance_are_counted_on_both_sides_of_the_truth() -> None:
