@@ -16,12 +16,14 @@ BENCHMARKS = (
     "skill",
     "ensemble_amplitude",
     "climate",
+    "one_step_bias",
 )
 OPTIONS = {
     "years": ("skill", "climate"),
-    "checkpoint": ("skill", "climate"),
+    "checkpoint": ("skill", "climate", "one_step_bias"),
     "members": ("climate",),
-    "overrides": ("climate",),
+    "store": ("one_step_bias",),
+    "overrides": ("climate", "one_step_bias"),
 }
 
 
@@ -31,11 +33,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a run of under a minute on two CPU cores")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
-    parser.add_argument("--checkpoint", help="skill, climate: the checkpoint to score (default: the committed one)")
+    parser.add_argument(
+        "--checkpoint", help="skill, climate, one_step_bias: the checkpoint to score (default: the committed one)"
+    )
     parser.add_argument("--members", type=int, help="climate: rollouts run as one batch and averaged (default 1)")
+    parser.add_argument("--store", help="one_step_bias: the truth store to step from (default: the held-out world)")
     parser.add_argument(
         "--set", dest="overrides", action="append", metavar="KEY=VALUE",
-        help="climate: override configs/world.yaml (e.g. stepper.balance={strength: 0.1}); repeatable",
+        help="climate, one_step_bias: override configs/world.yaml (e.g. stepper.balance={strength: 0.1}); repeatable",
     )  # fmt: skip
     args = parser.parse_args()
     options = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}

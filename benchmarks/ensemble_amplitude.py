@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.skill import ROOT, STEPS_PER_DAY, _stepper, ensemble_scores, truth_store
+from benchmarks.skill import ROOT, STEPS_PER_DAY, ensemble_scores, stepper_for, truth_store
 from benchmarks.timing import note
 from emulator.checkpoint import load_checkpoint
 from emulator.config import load_config
@@ -30,7 +30,7 @@ def run(quick: bool, device: torch.device) -> None:
     truth = ZarrSource(truth_store(quick), checkpoint.prognostic)
     days = (1, 2) if quick else (1, 5)
     inits = np.arange(0, len(truth) - days[-1] * STEPS_PER_DAY, 5 * STEPS_PER_DAY)[: 1 if quick else 12]
-    stepper = _stepper(checkpoint, config.stepper, device)
+    stepper = stepper_for(checkpoint, config.stepper, device)
     note(f"truth {truth.store}; {len(inits)} initial times")
     for amplitude in AMPLITUDES[::2] if quick else AMPLITUDES:
         perturbation = RandomFieldConfig(default_amplitude=amplitude)

@@ -123,7 +123,7 @@ def truth_store(quick: bool) -> str:
     return config.data.store
 
 
-def _stepper(checkpoint: Checkpoint, controls: StepperConfig, device: torch.device) -> Stepper:
+def stepper_for(checkpoint: Checkpoint, controls: StepperConfig, device: torch.device) -> Stepper:
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
     config = controls.model_copy(update={"residual": checkpoint.config.stepper.residual})
     stepper = Stepper(checkpoint.model, normalizer, config, checkpoint.grid, checkpoint.residual_statistics)
@@ -151,7 +151,7 @@ def _fields(values: torch.Tensor | np.ndarray, dims: tuple[str, ...], checkpoint
 
 def scores(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
     """RMSE against persistence and climatology and ACC at the lead days, over initial times."""
-    stepper = _stepper(checkpoint, controls, setting.device)
+    stepper = stepper_for(checkpoint, controls, setting.device)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
     truth = ZarrSource(setting.truth, checkpoint.prognostic)
     climate = ZarrSource(setting.climatology_store, checkpoint.prognostic)
@@ -293,7 +293,7 @@ def long_rollout(
     Stops with :class:`DivergenceError` when the guard trips, or (guard off) at the
     first day with a non-finite value.
     """
-    stepper = _stepper(checkpoint, controls, device)
+    stepper = stepper_for(checkpoint, controls, device)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
     steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     for step, state in enumerate(_forecast(stepper, normalizer.normalize(initial).to(device), steps), 1):

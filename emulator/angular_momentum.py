@@ -1,4 +1,4 @@
-"""A fixer of the wind's equatorial angular momentum.
+"""The wind's angular momentum: a fixer of its equatorial components, a measure of its axial one.
 
 The rotational wind at degree 1 is a solid-body rotation: the stream function's order-0
 coefficient is the rotation about the polar axis (the super-rotation, the axial
@@ -13,6 +13,13 @@ times the truth's energy (``benchmarks/RESULTS.md``, "The planetary modes").
 :class:`EquatorialAngularMomentumFixer` resets it to its value before the step, as
 :class:`emulator.stability.ConservationFixer` does with a global mean; everything
 else, the axial rotation included, is left as the step made it.
+
+:class:`AxialRotation` measures the axial component as the equatorial speed ``U`` of
+the solid-body rotation ``U cos(latitude)`` with the same relative angular momentum
+(the zonal wind's projection on ``cos(latitude)``): the super-rotation. A few per cent
+of it lost or gained in each step decides the super-rotation of a model's climate
+(``benchmarks/RESULTS.md``, session 23), so ``benchmarks one_step_bias`` measures it
+and ``train.loss.axial_rotation`` can price it.
 
 Use it with ``divergent_wind`` at degrees 1 to 3: the committed checkpoint's tilt
 partly cancels, in the meridional wind at degree 1, a cross-equatorial divergent
@@ -29,6 +36,7 @@ from torch import nn
 
 from emulator.data.normalizer import Normalizer
 from emulator.grid import Grid
+from emulator.quadrature import AreaMean
 from emulator.winds import ROTATIONAL, every_level_winds, vector_transforms
 
 DEGREES = 2  # the transforms resolve degrees 0 and 1: all the fixer touches
@@ -51,3 +59,18 @@ class EquatorialAngularMomentumFixer(nn.Module):
             drift = self.vsht(self.winds.read(state) - self.winds.read(previous))
             change = -self.ivsht(drift * self.tilt)
         return self.winds.add(state, change)
+
+
+class AxialRotation(nn.Module):
+    """``(..., lat, lon)`` zonal wind -> ``(...)`` super-rotation ``U``, in the wind's units, float32."""
+
+    def __init__(self, grid: Grid) -> None:
+        super().__init__()
+        self.area_mean = AreaMean(grid)
+        latitude = torch.deg2rad(torch.as_tensor(grid.latitudes, dtype=torch.float32))
+        profile = torch.cos(latitude)[:, None].expand(grid.nlat, grid.nlon)
+        self.profile: torch.Tensor
+        self.register_buffer("profile", profile / self.area_mean(profile.square()), persistent=False)
+
+    def forward(self, zonal_wind: torch.Tensor) -> torch.Tensor:
+        return self.area_mean(zonal_wind.float() * self.profile)[..., 0, 0]

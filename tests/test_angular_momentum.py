@@ -1,14 +1,15 @@
-"""The equatorial angular-momentum fixer: analytic solid-body rotations, a solver's jet, the stepper."""
+"""Angular momentum: the equatorial fixer and the axial measure, on analytic rotations, a jet, the stepper."""
 
 import numpy as np
 import pytest
 import torch
 
-from emulator.angular_momentum import EquatorialAngularMomentumFixer
+from emulator.angular_momentum import AxialRotation, EquatorialAngularMomentumFixer
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.stepper import Stepper
+from emulator.winds import ROTATIONAL, vector_transforms
 from tests.conftest import CHANNELS
 from tests.test_balance import GRID, STD, galewsky_jet
 from tests.test_divergent_wind import normalized, sectoral_gradient
@@ -75,3 +76,23 @@ def test_the_fixer_needs_both_winds_of_a_level() -> None:
     config = StepperConfig(equatorial_angular_momentum=True)
     with pytest.raises(EmulatorError, match=r"stepper\.equatorial_angular_momentum: no level has both wind"):
         Stepper(Constant(0.0), NORMALIZER.subset(CHANNELS[:2]), config, GRID)
+
+
+def test_axial_rotation_is_the_speed_of_a_rotation_about_the_polar_axis_alone() -> None:
+    rotation = AxialRotation(GRID)
+    for axis, expected in (((0.0, 0.0, 1.0), 12.0), ((0.6, -0.8, 0.0), 0.0), ((0.6, 0.0, 0.8), 9.6)):
+        assert float(rotation(solid_body_rotation(axis, 12.0)[0])) == pytest.approx(expected, abs=1e-4)
+    assert abs(float(rotation(sectoral_gradient(3, 10.0)[0]))) < 1e-5
+
+
+def test_axial_rotation_of_a_jet_is_its_rotational_degree_one_order_zero_part() -> None:
+    """The vector transform's (1, 0) stream-function mode of the jet, back on the grid, is ``U cos(lat)``."""
+    _, jet = galewsky_jet()
+    vsht, ivsht = vector_transforms(GRID, 2)
+    mode = torch.zeros(2, 2, 2)
+    mode[ROTATIONAL, 1, 0] = 1.0
+    solid_body = ivsht(vsht(jet) * mode)
+    speed = float(AxialRotation(GRID)(jet[0]))
+    expected = solid_body_rotation((0.0, 0.0, 1.0), speed)
+    assert 5.0 < speed < 30.0  # an 80 m s-1 jet at 45 N
+    torch.testing.assert_close(solid_body, expected, atol=1e-3, rtol=0)

@@ -1,13 +1,18 @@
-"""Every benchmark runs in quick mode and prints well-formed JSON lines."""
+"""Every benchmark runs in quick mode and prints well-formed JSON lines; one_step_bias on a given store."""
 
 import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 
 from benchmarks.__main__ import BENCHMARKS
+from emulator.grid import Grid
+from tests.conftest import CHANNELS
 
 LOW_MODES = {f"{degree},{order}" for degree in (1, 2, 3) for order in range(degree + 1)}
 
@@ -49,3 +54,21 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     modes = next(r for r in records if r["figure"] == "planetary_mode_factor_end")
     quantity, _, mode = modes["config"]["worst"].rpartition(" ")
     assert modes["value"] >= 1 and quantity in {"geopotential", "rotational kinetic energy"} and mode in LOW_MODES
+
+
+def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[Path, Path], world_store: Path) -> None:
+    _, workdir = trained
+    records = quick_records("one_step_bias", "--checkpoint", str(workdir / "model.ckpt"), "--store", str(world_store))
+    figures = {(r["figure"], r["config"].get("channel")): r for r in records}
+    truth = figures[("axial_rotation_truth", None)]
+    assert truth["config"]["steps"] == 15 and truth["config"]["level"] == "250"
+    # the targets' super-rotation, from the store with xarray: u's projection on cos(latitude) by quadrature
+    u = xr.open_zarr(world_store)["u_component_of_wind"].sel(level=250).isel(time=slice(1, None))
+    u = u.sortby("latitude", ascending=False)
+    grid = Grid.from_coordinates(u.latitude.values, u.longitude.values, str(world_store))
+    weight = xr.DataArray(grid.area_weights, dims="latitude") * np.cos(np.deg2rad(u.latitude))
+    speed = (u * weight).mean("longitude").sum("latitude") / (weight * np.cos(np.deg2rad(u.latitude))).sum()
+    assert truth["value"] == pytest.approx(float(speed.mean()), rel=1e-3)
+    assert figures[("axial_rotation_one_step_change_stderr", None)]["value"] > 0
+    shares = [figures[("systematic_share", channel)]["value"] for channel in CHANNELS]
+    assert all(0 < share < 1 for share in shares)

@@ -11,6 +11,7 @@ from emulator.grid import Grid
 from emulator.training.loss import (
     AlmostFairCRPS,
     AreaWeightedMSE,
+    AxialRotationLoss,
     DivergenceLoss,
     LogSpectralLoss,
     LossConfig,
@@ -122,6 +123,27 @@ def test_divergence_loss_needs_winds_and_their_scales() -> None:
         DivergenceLoss(GRID, ["geopotential@250", "u_component_of_wind@250"], [1.0, 1.0])
     with pytest.raises(EmulatorError, match=r"train.loss.divergence needs the channels' normalization scales"):
         TrainingLoss(LossConfig(divergence=1.0), WIND_CHANNELS, GRID)
+
+
+def test_axial_rotation_loss_prices_the_error_of_the_super_rotation_alone() -> None:
+    """``u = U cos(lat)`` is all axial rotation; a divergent ``v = cos(lat)`` and an order-1 ``u`` have none."""
+    std = [5.0, 2.0, 3.0]
+    loss = AxialRotationLoss(GRID, WIND_CHANNELS, std)
+    latitude = torch.deg2rad(torch.from_numpy(GRID.latitudes).float())[:, None].expand(*GRID.shape)
+    longitude = torch.linspace(0, 2 * torch.pi, GRID.nlon + 1)[:-1].expand(*GRID.shape)
+    zero, cosine = torch.zeros(*GRID.shape), torch.cos(latitude)
+
+    def normalized(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.ones(*GRID.shape), u / std[1], v / std[2]])[None]
+
+    rotating = loss(normalized(4.0 * cosine, zero), torch.zeros(1, 3, *GRID.shape))
+    expected = torch.tensor(16.0 / ((std[1] ** 2 + std[2] ** 2) / 2))
+    torch.testing.assert_close(rotating[0, 1:], expected.expand(2), rtol=1e-4, atol=0)
+    assert rotating[0, 0] == 0.0
+    others = loss(normalized(cosine * torch.cos(longitude), cosine), torch.zeros(1, 3, *GRID.shape))
+    assert float(others.max()) < 1e-6 * float(expected)
+    with pytest.raises(EmulatorError, match=r"train.loss.axial_rotation needs the channels' normalization scales"):
+        TrainingLoss(LossConfig(axial_rotation=1.0), WIND_CHANNELS, GRID)
 
 
 def gaussian_crps(mean: float, std: float, observed: float) -> float:

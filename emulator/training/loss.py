@@ -21,7 +21,12 @@
   (its velocity potential, through the vector transform) at each level with both
   winds, over the winds' variance. MSE counts that part no more than the rest;
   a model of a nearly non-divergent flow can then grow divergent wind nobody
-  asked for, which this term prices separately.
+  asked for, which this term prices separately;
+* axial-rotation loss: the squared error of each level's super-rotation (the solid-body
+  part of the zonal wind, :class:`emulator.angular_momentum.AxialRotation`) over the
+  winds' variance. A one-step error of 3.6 % in it, nothing to the MSE, leaves the
+  committed checkpoint's climate with 0.56 of the truth's axial rotation power
+  (``benchmarks/RESULTS.md``, session 23).
 
 Inputs are normalized ``(batch, channel, lat, lon)``; each term is a weighted
 mean over channels (weights default to one) and a mean over the batch. With an
@@ -38,6 +43,7 @@ from pydantic import Field
 from torch import nn
 from torch_harmonics import RealSHT, RealVectorSHT
 
+from emulator.angular_momentum import AxialRotation
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.quadrature import AreaMean
@@ -58,6 +64,7 @@ class LossConfig(Strict):
     sobolev: float = Field(0.0, ge=0, description="weight of the H^-s norm of the error")
     sobolev_order: float = Field(1.0, ge=0, description="s of the H^-s norm")
     divergence: float = Field(0.0, ge=0, description="weight of the divergent wind error's kinetic energy")
+    axial_rotation: float = Field(0.0, ge=0, description="weight of the squared error of the winds' super-rotation")
 
 
 class AreaWeightedMSE(nn.Module):
@@ -141,34 +148,58 @@ class SobolevLoss(nn.Module):
         return (self.power(prediction - target) * self.weights).sum(dim=-1)
 
 
-class DivergenceLoss(nn.Module):
-    """``(batch, channel)`` divergent kinetic energy of the wind error over the winds' variance.
+class WindLevelLoss(nn.Module):
+    """``(batch, channel)`` loss of each wind level's error, over the winds' variance, on its u and v channels.
 
-    Each level's value is put on its u and v channels; other channels get zero.
-    ``std`` (one per channel) turns normalized winds back into a vector field.
+    Other channels get zero. ``std`` (one per channel) turns normalized winds back into
+    vector fields; subclasses turn ``(batch, level, 2, lat, lon)`` wind errors in m s-1
+    into ``(batch, level)`` squared measures.
     """
 
-    def __init__(self, grid: Grid, channels: list[str], std: Sequence[float]) -> None:
+    def __init__(self, channels: list[str], std: Sequence[float], term: str) -> None:
         super().__init__()
         levels = wind_levels(channels)
         if not levels:
-            raise EmulatorError("train.loss.divergence: no level has both wind components among the channels")
+            raise EmulatorError(f"train.loss.{term}: no level has both wind components among the channels")
         self.winds = WindChannels(channels, std, levels)
+        self.variance: torch.Tensor
+        self.register_buffer("variance", self.winds.std.square().mean(dim=(1, 2, 3)), persistent=False)
+
+    def level_loss(self, error: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=prediction.device.type, enabled=False):
+            loss = self.level_loss(self.winds.read(prediction - target)) / self.variance
+        result = prediction.new_zeros(prediction.shape[:2], dtype=torch.float32)
+        result[:, self.winds.index] = loss.repeat_interleave(2, dim=1)
+        return result
+
+
+class DivergenceLoss(WindLevelLoss):
+    """The divergent kinetic energy of each level's wind error."""
+
+    def __init__(self, grid: Grid, channels: list[str], std: Sequence[float]) -> None:
+        super().__init__(channels, std, "divergence")
         self.vsht = RealVectorSHT(grid.nlat, grid.nlon, lmax=grid.max_degree, mmax=grid.max_degree, grid=grid.kind)
         degree = torch.arange(grid.max_degree, dtype=torch.float32)
         self.eigenvalues: torch.Tensor
-        self.variance: torch.Tensor
         self.register_buffer("eigenvalues", degree * (degree + 1), persistent=False)
-        self.register_buffer("variance", self.winds.std.square().mean(dim=(1, 2, 3)), persistent=False)
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        error = self.winds.read(prediction - target)
-        with torch.autocast(device_type=error.device.type, enabled=False):
-            potential = self.vsht(error)[:, :, DIVERGENT]
-        energy = 0.5 * (degree_power(potential) * self.eigenvalues).sum(dim=-1) / self.variance
-        result = prediction.new_zeros(prediction.shape[:2], dtype=torch.float32)
-        result[:, self.winds.index] = energy.repeat_interleave(2, dim=1)
-        return result
+    def level_loss(self, error: torch.Tensor) -> torch.Tensor:
+        potential = self.vsht(error)[:, :, DIVERGENT]
+        return 0.5 * (degree_power(potential) * self.eigenvalues).sum(dim=-1)
+
+
+class AxialRotationLoss(WindLevelLoss):
+    """The squared error of each level's super-rotation (:class:`emulator.angular_momentum.AxialRotation`)."""
+
+    def __init__(self, grid: Grid, channels: list[str], std: Sequence[float]) -> None:
+        super().__init__(channels, std, "axial_rotation")
+        self.rotation = AxialRotation(grid)
+
+    def level_loss(self, error: torch.Tensor) -> torch.Tensor:
+        return self.rotation(error[:, :, 0]).square()
 
 
 class TrainingLoss(nn.Module):
@@ -210,11 +241,13 @@ class TrainingLoss(nn.Module):
         if config.sobolev > 0:
             self.terms.append(SobolevLoss(grid, config.sobolev_order))
             self.term_weights.append(config.sobolev)
-        if config.divergence > 0:
-            if std is None:
-                raise EmulatorError("train.loss.divergence needs the channels' normalization scales")
-            self.terms.append(DivergenceLoss(grid, channels, std))
-            self.term_weights.append(config.divergence)
+        for name, wind_term in (("divergence", DivergenceLoss), ("axial_rotation", AxialRotationLoss)):
+            weight = getattr(config, name)
+            if weight > 0:
+                if std is None:
+                    raise EmulatorError(f"train.loss.{name} needs the channels' normalization scales")
+                self.terms.append(wind_term(grid, channels, std))
+                self.term_weights.append(weight)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = prediction.new_zeros((), dtype=torch.float32)
