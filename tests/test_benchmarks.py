@@ -70,5 +70,8 @@ def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[P
     speed = (u * weight).mean("longitude").sum("latitude") / (weight * np.cos(np.deg2rad(u.latitude))).sum()
     assert truth["value"] == pytest.approx(float(speed.mean()), rel=1e-3)
     assert figures[("axial_rotation_one_step_change_stderr", None)]["value"] > 0
+    modes = {(r["config"]["quantity"], r["config"]["mode"]): r["value"] for r in records if "mode" in r["config"]}
+    assert {mode for _, mode in modes} == LOW_MODES and len(modes) == 2 * len(LOW_MODES)
+    assert all(change > -1 for change in modes.values())  # a power over another, minus one
     shares = [figures[("systematic_share", channel)]["value"] for channel in CHANNELS]
     assert all(0 < share < 1 for share in shares)
