@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from torch_harmonics import InverseRealSHT
+from torch_harmonics import InverseRealSHT, RealSHT
 
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
@@ -36,6 +36,19 @@ def test_sobolev_norm_of_order_zero_is_the_area_mse() -> None:
     prediction, target = band_limited(0), band_limited(1)
     sobolev = SobolevLoss(GRID, order=0.0)(prediction, target)
     torch.testing.assert_close(sobolev, AreaWeightedMSE(GRID)(prediction, target), rtol=1e-4, atol=0)
+
+
+def test_sobolev_norm_up_to_a_degree_is_the_mse_of_those_degrees_alone() -> None:
+    prediction, target = band_limited(0), band_limited(1)
+    low_pass = torch.zeros(16, 16)
+    low_pass[:4] = 1.0
+    coarse_error = InverseRealSHT(32, 64, lmax=16, mmax=16, grid="legendre-gauss")(
+        RealSHT(32, 64, lmax=16, mmax=16, grid="legendre-gauss")(prediction - target) * low_pass
+    )
+    sobolev = SobolevLoss(GRID, order=0.0, max_degree=3)(prediction, target)
+    expected = AreaWeightedMSE(GRID)(coarse_error, torch.zeros_like(coarse_error))
+    torch.testing.assert_close(sobolev, expected, rtol=1e-4, atol=0)
+    assert float((sobolev / SobolevLoss(GRID, order=0.0)(prediction, target)).max()) < 0.5
 
 
 def test_sobolev_norm_of_negative_order_weighs_large_scales_more() -> None:
