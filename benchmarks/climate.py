@@ -18,22 +18,18 @@ training candidates are compared.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from benchmarks.skill import (
-    ROOT,
     YEARS_QUICK,
     climate_controls,
     controlled_rollout,
     describe_controls,
     truth_climate,
     truth_store,
+    world_checkpoint,
 )
 from benchmarks.timing import note
-from emulator.checkpoint import load_checkpoint
-from emulator.config import load_config
 
 BENCH = "climate"
 YEARS = 1.0
@@ -47,9 +43,8 @@ def run(
     members: int | None = None,
     overrides: list[str] | None = None,
 ) -> None:
-    config = load_config(ROOT / "configs" / "world.yaml", overrides or ())
-    path = Path(checkpoint) if checkpoint else ROOT / config.forecast.checkpoint
-    truth, loaded = truth_store(quick), load_checkpoint(path)
+    config, path, loaded = world_checkpoint(checkpoint, overrides)
+    truth = truth_store(quick)
     controls = climate_controls(loaded, config.stepper)
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(controls)}")
     years = years or (YEARS_QUICK if quick else YEARS)

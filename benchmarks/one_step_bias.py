@@ -32,11 +32,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.planetary_modes import QUANTITIES, PlanetaryModes
-from benchmarks.skill import ROOT, describe_controls, stepper_for, truth_store
+from benchmarks.skill import describe_controls, stepper_for, truth_store, world_checkpoint
 from benchmarks.timing import emit, note
 from emulator.angular_momentum import AxialRotation
-from emulator.checkpoint import load_checkpoint
-from emulator.config import load_config
 from emulator.data.source import ZarrSource
 from emulator.quadrature import AreaMean
 from emulator.spectra import wind_levels, wind_pair
@@ -52,9 +50,7 @@ def run(
     store: str | None = None,
     overrides: list[str] | None = None,
 ) -> None:
-    config = load_config(ROOT / "configs" / "world.yaml", overrides or ())
-    path = Path(checkpoint) if checkpoint else ROOT / config.forecast.checkpoint
-    loaded = load_checkpoint(path)
+    config, path, loaded = world_checkpoint(checkpoint, overrides)
     truth = ZarrSource(store or truth_store(quick), loaded.prognostic)
     stepper = stepper_for(loaded, config.stepper, device)
     normalizer = loaded.normalizer.subset(loaded.prognostic)

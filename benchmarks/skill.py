@@ -68,7 +68,7 @@ from benchmarks.world_climate import (
     world_climate,
 )
 from emulator.checkpoint import Checkpoint, load_checkpoint
-from emulator.config import StepperConfig, load_config
+from emulator.config import Config, StepperConfig, load_config
 from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_climatology
 from emulator.metrics import acc, crps, rmse, spread
@@ -108,6 +108,13 @@ class Setting:
     years: float
     off_years: float
     device: torch.device
+
+
+def world_checkpoint(checkpoint: str | None, overrides: list[str] | None = None) -> tuple[Config, Path, Checkpoint]:
+    """``configs/world.yaml`` with ``overrides``, and the checkpoint to score (its own unless given) and its path."""
+    config = load_config(ROOT / "configs" / "world.yaml", overrides or ())
+    path = Path(checkpoint) if checkpoint else ROOT / config.forecast.checkpoint
+    return config, path, load_checkpoint(path)
 
 
 def truth_store(quick: bool) -> str:
@@ -417,9 +424,7 @@ def describe_controls(controls: StepperConfig) -> str:
 
 
 def run(quick: bool, device: torch.device, years: float | None = None, checkpoint: str | None = None) -> None:
-    config = load_config(ROOT / "configs" / "world.yaml")
-    path = Path(checkpoint) if checkpoint else ROOT / config.forecast.checkpoint
-    loaded = load_checkpoint(path)
+    config, path, loaded = world_checkpoint(checkpoint)
     truth = truth_store(quick)
     train_store = load_config(ROOT / "configs" / "world_train.yaml").data.store
     setting = Setting(
