@@ -17,10 +17,10 @@
 * Sobolev loss: the ``H^-s`` norm of the error, ``sum_l (1 + l(l+1))^-s
   power_error(l)``, which weighs large scales more (as in Spectral-Refiner);
   with ``s = 0`` it is the MSE of the resolved scales (Parseval), and with a
-  ``sobolev_max_degree`` too, the MSE of the largest scales alone: a model trained
-  for the MSE damps its planetary modes by a few per cent each step (the committed
-  checkpoint: the geopotential's degree-1, order-0 power by 6 %,
-  ``benchmarks/RESULTS.md``, session 24), an error the full MSE barely sees;
+  ``sobolev_max_degree`` too, the MSE of the largest scales alone. That does not undo
+  the few per cent of power an MSE-trained model takes from its planetary modes each
+  step (the geopotential's degree-1, order-0 mode: 6 % with it and without it,
+  ``benchmarks/RESULTS.md``, session 24): an error loss rewards the conditional mean;
 * divergence loss: the kinetic energy of the divergent part of the wind error
   (its velocity potential, through the vector transform) at each level with both
   winds, over the winds' variance. MSE counts that part no more than the rest;
