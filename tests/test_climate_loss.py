@@ -166,6 +166,13 @@ def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the
     assert list(steps) == list(range(1, len(steps) + 1)) and len(steps) >= 4, "a check after every step"
     assert len(set(errors)) == len(errors), "every snapshot has its own climate"
     assert load_checkpoint(checkpoint).step == steps[int(np.argmin(errors))]
+    with checkpoint.with_suffix(".climate.csv").open(newline="") as handle:
+        logged = list(csv.DictReader(handle))
+    assert [(int(row["step"]), float(row["climate_error"])) for row in logged] == checked
+    bands = [name for name in logged[0] if name not in ("step", "climate_error")]
+    assert bands[0] == f"{CHANNELS[0]} 1-1" and len(bands) == 4 * len(LABELS[:4])
+    largest = [max(abs(float(row[band]) - 1) for band in bands) for row in logged]
+    np.testing.assert_allclose(largest, errors, rtol=1e-6, err_msg="the error is the worst band's")
     missing = f"train.climate_validation={{target: {tmp_path / 'none.nc'}}}"
     assert main([*arguments, "--set", missing]) == 1
     assert "train.climate_validation.target: " in capsys.readouterr().err

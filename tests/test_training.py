@@ -38,8 +38,8 @@ def write_config(store: Path, workdir: Path, **train: object) -> Path:
     return path
 
 
-def metrics(workdir: Path) -> list[dict[str, str]]:
-    with open(workdir / "model.metrics.csv", newline="") as handle:
+def metrics(workdir: Path, log: str = "metrics") -> list[dict[str, str]]:
+    with open(workdir / f"model.{log}.csv", newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -89,6 +89,8 @@ def test_resume_after_a_kill_continues_the_loss_curve_exactly(world_store: Path,
 
     assert main(["train", "--config", str(config), "--device", "cpu", "--resume"]) == 0
     assert metrics(killed) == metrics(straight)
+    if climate:
+        assert metrics(killed, "climate") == metrics(straight, "climate"), "each check logged once"
     weights = zip(checkpoint_weights(straight / "model.ckpt"), checkpoint_weights(killed / "model.ckpt"), strict=True)
     assert all(torch.equal(a, b) for a, b in weights)
 

@@ -15,12 +15,16 @@ is compared with the target's. The error is the largest ``|ratio - 1|`` of any b
 scorecard's ``spectrum_error``; the checkpoint kept is the one with the smallest. Eight
 chains of 100 days give a checkpoint's band ratios as the one-year, four-member
 benchmark does, to a correlation of 0.97-1.0 of their logarithms (7 checkpoints, session 19).
+Every check's band ratios go to ``<checkpoint>.climate.csv`` (:class:`ClimateLog`), so that
+a run shows which bands each snapshot gets right, not only its worst.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -72,6 +76,12 @@ class ClimateValidation:
         key = "train.climate_validation.target"
         self.ratio_of = BandPowerRatio(config.target, key, normalizer, grid).to(states.device)
 
+    @property
+    def bands(self) -> list[str]:
+        """Each ratio's ``"quantity band"``, in the order of :attr:`ClimateScore.ratio` flattened."""
+        labels = self.ratio_of.band_power
+        return [f"{quantity} {band}" for quantity in labels.quantities for band in labels.labels]
+
     @torch.no_grad()
     def __call__(self) -> ClimateScore:
         config = self.config
@@ -83,7 +93,26 @@ class ClimateValidation:
                 total += self.ratio_of(state)
         ratio = total.cpu() / config.steps
         error = (ratio - 1).abs().nan_to_num(math.inf, math.inf)
-        quantity, band = divmod(int(error.argmax()), error.shape[1])
-        labels = self.ratio_of.band_power
-        worst = f"{labels.quantities[quantity]} {labels.labels[band]}"
-        return ClimateScore(float(error.max()), worst, ratio)
+        return ClimateScore(float(error.max()), self.bands[int(error.argmax())], ratio)
+
+
+class ClimateLog:
+    """``<checkpoint>.climate.csv``: each check's step, largest error and band ratios; cut back on resume."""
+
+    def __init__(self, path: Path, bands: list[str], resumed_step: int) -> None:
+        """A new file, keeping the checks up to ``resumed_step`` of an earlier one (0: none)."""
+        rows: list[list[str]] = []
+        if resumed_step and path.is_file():
+            with path.open(newline="") as handle:
+                rows = [row for row in list(csv.reader(handle))[1:] if int(row[0]) <= resumed_step]
+        self.file = path.open("w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerows([["step", "climate_error", *bands], *rows])
+        self.file.flush()
+
+    def write(self, step: int, score: ClimateScore) -> None:
+        self.writer.writerow([step, score.error, *score.ratio.flatten().tolist()])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()

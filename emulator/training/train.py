@@ -24,7 +24,8 @@ fixer stopped losing mass).
 Every ``checkpoint_every`` steps and at the end of every epoch the whole state
 (weights, EMA, optimizer, position) is saved beside the checkpoint; ``resume``
 continues from it and, on a CPU, gives the loss curve of an uninterrupted run.
-Metrics go to ``<checkpoint>.metrics.csv``, readable without this code.
+Metrics go to ``<checkpoint>.metrics.csv`` (and each climate check's band ratios to
+``<checkpoint>.climate.csv``), readable without this code.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from emulator.stepper import FORCING_STREAM, Stepper
 from emulator.stochastic import ResidualStatistics
 from emulator.training.batches import Batch, StoreBatches, epoch_key
 from emulator.training.climate import ClimateConstraint
-from emulator.training.climate_validation import ClimateValidation
+from emulator.training.climate_validation import ClimateLog, ClimateValidation
 from emulator.training.loss import TrainingLoss
 from emulator.training.mirror import Mirror
 from emulator.training.online import OnlineBatches, estimate_statistics, world_grid
@@ -295,6 +296,9 @@ def _run_stages(
         residual_statistics=trainer.residual_statistics,
     )
     metrics = MetricsLog(path.with_suffix(".metrics.csv"), progress.metrics_rows)
+    climate_log = None
+    if climate_validation is not None:
+        climate_log = ClimateLog(path.with_suffix(".climate.csv"), climate_validation.bands, progress.step)
 
     def save_progress() -> None:
         progress.metrics_rows = metrics.rows
@@ -304,11 +308,12 @@ def _run_stages(
         )
 
     def keep_if_best_climate() -> None:
-        assert climate_validation is not None
+        assert climate_validation is not None and climate_log is not None
         trainer.evaluated_model.eval()
         score = climate_validation()
         trainer.evaluated_model.train()
         metrics.write(progress, "", "", "", "", score.error)
+        climate_log.write(progress.step, score)
         LOG.info("step %d: climate error %.3f (largest: %s)", progress.step, score.error, score.worst)
         if score.error < progress.best_climate or math.isinf(progress.best_climate):  # until one is finite, the latest
             progress.best_climate, checkpoint.step = score.error, progress.step
@@ -354,6 +359,8 @@ def _run_stages(
             progress.stage, progress.epoch, progress.batch = index + 1, 0, 0
         save_progress()
     metrics.close()
+    if climate_log is not None:
+        climate_log.close()
     if validation is None and climate_validation is None:
         checkpoint.step = progress.step
         checkpoint.save(path)
