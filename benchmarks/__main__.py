@@ -23,7 +23,7 @@ OPTIONS = {
     "checkpoint": ("skill", "climate", "one_step_bias"),
     "members": ("climate",),
     "store": ("one_step_bias",),
-    "overrides": ("climate", "one_step_bias"),
+    "overrides": ("skill", "climate", "one_step_bias"),
 }
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--store", help="one_step_bias: the truth store to step from (default: the held-out world)")
     parser.add_argument(
         "--set", dest="overrides", action="append", metavar="KEY=VALUE",
-        help="climate, one_step_bias: override configs/world.yaml (e.g. stepper.balance={strength: 0.1}); repeatable",
+        help="skill, climate, one_step_bias: override configs/world.yaml (e.g. stepper.balance={strength: 0.1})",
     )  # fmt: skip
     args = parser.parse_args()
     options = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}

@@ -138,10 +138,15 @@ def stepper_for(checkpoint: Checkpoint, controls: StepperConfig, device: torch.d
 
 
 def climate_controls(checkpoint: Checkpoint, controls: StepperConfig) -> StepperConfig:
-    """``controls`` with the stochastic forcing the checkpoint was trained through, for climate rollouts."""
+    """``controls`` with the stochastic forcing the checkpoint was trained through, for climate rollouts.
+
+    That of its free runs (``train.free_run_stepper``: the climate loss's chains and climate
+    validation) when they had their own, else its training windows'; none if ``controls`` have one.
+    """
     if controls.stochastic_forcing is not None:
         return controls
-    return controls.model_copy(update={"stochastic_forcing": checkpoint.config.stepper.stochastic_forcing})
+    trained = checkpoint.config.train.free_run_stepper or checkpoint.config.stepper
+    return controls.model_copy(update={"stochastic_forcing": trained.stochastic_forcing})
 
 
 def _forecast(stepper: Stepper, initial: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
@@ -423,8 +428,14 @@ def describe_controls(controls: StepperConfig) -> str:
     return controls.model_dump_json(exclude={"residual"})
 
 
-def run(quick: bool, device: torch.device, years: float | None = None, checkpoint: str | None = None) -> None:
-    config, path, loaded = world_checkpoint(checkpoint)
+def run(
+    quick: bool,
+    device: torch.device,
+    years: float | None = None,
+    checkpoint: str | None = None,
+    overrides: list[str] | None = None,
+) -> None:
+    config, path, loaded = world_checkpoint(checkpoint, overrides)
     truth = truth_store(quick)
     train_store = load_config(ROOT / "configs" / "world_train.yaml").data.store
     setting = Setting(

@@ -14,7 +14,11 @@ wind's velocity potential and stream function (its vector transform), so that
 noise in the winds is rotational or divergent as the residuals are. The residual
 statistics are measured by :mod:`emulator.training.calibration` and stored in
 the checkpoint; :class:`StochasticForcingConfig` picks the components, degrees,
-amplitude and seed. A model meant to run with the forcing is trained through it
+amplitude and seed. It may hold several bands (:class:`ForcingBand`), each its own
+AR(1) process with its own components, degrees, amplitude and correlation, their
+noise summed (the built-in world's model, for one, is given noise in the stream
+function at the synoptic degrees and in the geopotential and stream function at the
+planetary ones). A model meant to run with the forcing is trained through it
 (its stepper adds it inside the training rollouts), so it learns to carry the
 energy rather than turn it into small-scale noise.
 """
@@ -39,15 +43,26 @@ from emulator.spectra import wind_levels, wind_pair
 TENSOR_PREFIX = "residual_statistics."
 
 
-class StochasticForcingConfig(DegreeBand):
-    """Which residual components get red noise, at which degrees, how strong, from which seed."""
+class ForcingBand(DegreeBand):
+    """One AR(1) process: which residual components get red noise, at which degrees, how strong, how red."""
 
     scale: float = Field(1.0, gt=0, description="multiple of the calibrated residual amplitude")
     components: list[str] = Field(
         default_factory=list, description="e.g. stream_function@250 or geopotential@250; empty: all"
     )
     correlation: float | None = Field(None, ge=0, lt=1, description="lag-one correlation; None: the calibrated one")
+
+
+class StochasticForcingConfig(ForcingBand):
+    """The forcing: this band and ``more_bands``, each its own AR(1) process, their noise summed; and the seed."""
+
+    more_bands: list[ForcingBand] = Field(
+        default_factory=list, description="further processes, each with its own degrees, components, scale, correlation"
+    )
     seed: int = 0
+
+    def bands(self) -> list[ForcingBand]:
+        return [self, *self.more_bands]
 
 
 class SpectralComponents(nn.Module):
@@ -136,8 +151,45 @@ def _unknown(names: Sequence[str], known: Sequence[str]) -> str | None:
     return next((name for name in names if name not in known), None)
 
 
+class RedNoiseBand(nn.Module):
+    """The innovations' spectral coefficients of one :class:`ForcingBand`, and its lag-one correlation."""
+
+    def __init__(self, band: ForcingBand, statistics: ResidualStatistics, key: str) -> None:
+        super().__init__()
+        names, degrees = statistics.components, statistics.covariance.shape[0]
+        unknown = _unknown(band.components, names)
+        if unknown is not None:
+            raise EmulatorError(f"{key}.components: {unknown!r} is not one of {', '.join(names)}")
+        chosen = torch.tensor([not band.components or name in band.components for name in names])
+        in_band = band.mask(degrees)
+        covariance = statistics.covariance.double() * (chosen[:, None] & chosen[None, :])
+        diagonal = covariance.diagonal(dim1=1, dim2=2)
+        jitter = 1e-9 * diagonal.mean(dim=1).clamp_min(1e-30)
+        factor = torch.linalg.cholesky(covariance + torch.diag_embed(jitter[:, None].expand_as(diagonal)))
+        factor = factor * in_band[:, None, None] * chosen[None, :, None]
+        selected = in_band[:, None] & chosen[None, :]
+        calibrated = float(statistics.lag_covariance.double()[selected].sum() / diagonal[selected].sum())
+        self.chosen = [i for i, used in enumerate(chosen.tolist()) if used]
+        self.correlation = band.correlation if band.correlation is not None else min(max(calibrated, 0.0), 0.999)
+        self.factor: torch.Tensor
+        self.register_buffer("factor", (band.scale * factor).to(torch.complex64), persistent=False)
+
+    def coefficients(self, generator: torch.Generator) -> torch.Tensor:
+        """One draw of the innovation's coefficients ``(1, component, degree, order)``."""
+        degrees, components = self.factor.shape[0], self.factor.shape[1]
+        unit = torch.randn(1, components, degrees, degrees, dtype=torch.complex64, generator=generator)
+        # m = 0 coefficients of a real field are real, with the variance of |c_lm|^2 at m > 0
+        unit[..., 0] = unit[..., 0].real * math.sqrt(2.0)
+        return torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device)).tril()
+
+
 class StochasticForcing(nn.Module):
-    """Draws of the AR(1) forcing, normalized like the state; see the module docstring."""
+    """Draws of the AR(1) forcing, normalized like the state; see the module docstring.
+
+    Its state ``eta`` is ``(band, batch, channel, lat, lon)``, one AR(1) process per
+    band of the config; the noise added to a step is their sum. Every band draws from
+    each member's one generator, in the config's order.
+    """
 
     def __init__(
         self,
@@ -155,50 +207,37 @@ class StochasticForcing(nn.Module):
                 f"stepper.stochastic_forcing: the residual statistics are of {statistics.components} at "
                 f"{statistics.covariance.shape[0]} degrees, the model's components are {names} at {degrees}"
             )
-        unknown = _unknown(config.components, names)
-        if unknown is not None:
-            raise EmulatorError(f"stepper.stochastic_forcing.components: {unknown!r} is not one of {', '.join(names)}")
-        chosen = torch.tensor([not config.components or name in config.components for name in names])
-        band = config.mask(degrees)
-        covariance = statistics.covariance.double() * (chosen[:, None] & chosen[None, :])
-        diagonal = covariance.diagonal(dim1=1, dim2=2)
-        jitter = 1e-9 * diagonal.mean(dim=1).clamp_min(1e-30)
-        factor = torch.linalg.cholesky(covariance + torch.diag_embed(jitter[:, None].expand_as(diagonal)))
-        factor = factor * band[:, None, None] * chosen[None, :, None]
-        selected = band[:, None] & chosen[None, :]
-        calibrated = float(statistics.lag_covariance.double()[selected].sum() / diagonal[selected].sum())
-        self.chosen = [i for i, used in enumerate(chosen.tolist()) if used]
-        self.correlation = config.correlation if config.correlation is not None else min(max(calibrated, 0.0), 0.999)
-        self.factor: torch.Tensor
+        keys = ["stepper.stochastic_forcing"] + [
+            f"stepper.stochastic_forcing.more_bands[{i}]" for i in range(len(config.more_bands))
+        ]
+        self.bands = nn.ModuleList(
+            RedNoiseBand(band, statistics, key) for band, key in zip(config.bands(), keys, strict=True)
+        )
         self.inverse_std: torch.Tensor
-        self.register_buffer("factor", (config.scale * factor).to(torch.complex64), persistent=False)
         self.register_buffer("inverse_std", (1.0 / std.float())[:, None, None], persistent=False)
 
-    def sample(self, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        """Independent draws of the innovation ``xi``, one per generator: ``(batch, channel, lat, lon)``.
+    def sample(self, band: RedNoiseBand, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Independent draws of ``band``'s innovation, one per generator: ``(batch, channel, lat, lon)``.
 
         Each member is drawn and transformed alone, so it does not depend on the batch it is in.
         """
-        return torch.cat([self._sample_one(generator) for generator in generators])
-
-    def _sample_one(self, generator: torch.Generator) -> torch.Tensor:
-        degrees, components = self.factor.shape[0], self.factor.shape[1]
-        unit = torch.randn(1, components, degrees, degrees, dtype=torch.complex64, generator=generator)
-        # m = 0 coefficients of a real field are real, with the variance of |c_lm|^2 at m > 0
-        unit[..., 0] = unit[..., 0].real * math.sqrt(2.0)
-        coefficients = torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device)).tril()
-        return self.transform.synthesis(coefficients, self.chosen) * self.inverse_std
+        fields = [self.transform.synthesis(band.coefficients(generator), band.chosen) for generator in generators]
+        return torch.cat(fields) * self.inverse_std
 
     def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """The AR(1) state after ``eta``, one member per generator; a stationary draw when ``eta`` is ``None``."""
-        innovation = self.sample(generators)
-        if eta is None:
-            return innovation
-        return self.correlation * eta + math.sqrt(1.0 - self.correlation**2) * innovation
+        states = []
+        for index, band in enumerate(self.bands):
+            innovation = self.sample(band, generators)
+            if eta is not None:
+                rho = band.correlation
+                innovation = rho * eta[index] + math.sqrt(1.0 - rho**2) * innovation
+            states.append(innovation)
+        return torch.stack(states)
 
     def draws(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
-        """``eta_1, eta_2, ...`` of one rollout per generator, from the stationary distribution."""
+        """The noise ``eta_1, eta_2, ...`` (summed over bands) of one rollout per generator, stationary."""
         eta = self.advance(None, generators)
         while True:
             eta = self.advance(eta, generators)
-            yield eta
+            yield eta.sum(dim=0)

@@ -213,9 +213,10 @@ def test_free_runs_go_through_the_free_run_stepper_and_the_windows_do_not(
     assert "train.free_run_stepper.residual is False but stepper.residual is True" in capsys.readouterr().err
 
 
-def test_chains_red_noise_carries_on_across_optimizer_steps(tmp_path: Path) -> None:
+def test_chains_red_noise_carries_on_across_optimizer_steps_in_every_band(tmp_path: Path) -> None:
     """Drawn afresh at every step, the forcing would lose the memory that makes its effect on the chains."""
-    stepper = stochastic_stepper()  # lag-one correlation 0.6
+    planetary = {"components": ["stream_function@250"], "min_degree": 1, "max_degree": 2, "correlation": 0.9}
+    stepper = stochastic_stepper(more_bands=[planetary])  # lag-one correlations 0.6 (degrees 3-10) and 0.9
     grid = Grid(32, 64)
     band_power = BandPower(grid, CHANNELS)
     target = tmp_path / "target.nc"
@@ -229,7 +230,8 @@ def test_chains_red_noise_carries_on_across_optimizer_steps(tmp_path: Path) -> N
         climate(stepper, step)
         assert climate.forcing is not None
         forcings.append(climate.forcing.clone())
-    correlation = float(
-        (forcings[0] * forcings[1]).sum() / (forcings[0].square().sum() * forcings[1].square().sum()).sqrt()
-    )
-    assert abs(correlation - 0.6) < 0.05
+    assert forcings[0].shape == (2, 64, 3, 32, 64)
+    for band, expected in enumerate((0.6, 0.9)):
+        first, second = forcings[0][band], forcings[1][band]
+        correlation = float((first * second).sum() / (first.square().sum() * second.square().sum()).sqrt())
+        assert abs(correlation - expected) < 0.05

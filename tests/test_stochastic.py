@@ -74,7 +74,7 @@ def test_components_are_scalars_then_each_wind_level_as_potentials_and_round_tri
 def test_forcing_has_the_calibrated_covariance_in_its_band_and_the_lag_correlation() -> None:
     statistics = known_statistics()
     forcing = StochasticForcing(StochasticForcingConfig(**DRIVE), statistics, CHANNELS, STD, GRID)
-    assert forcing.correlation == pytest.approx(0.6)
+    assert [band.correlation for band in forcing.bands] == [pytest.approx(0.6)]
     draws = forcing.draws([seeded_generator((7, member)) for member in range(100)])
     first, second = next(draws), next(draws)
     covariance, lag = per_coefficient_moments(first, second)
@@ -92,6 +92,29 @@ def test_forcing_has_the_calibrated_covariance_in_its_band_and_the_lag_correlati
     later = [next(draws) for _ in range(20)][-1]
     stationary, _ = per_coefficient_moments(later, later)
     assert float(stationary[band, 0, 0].sum()) == pytest.approx(float(expected[:, 0, 0].sum()), rel=0.1)
+
+
+def test_each_band_is_its_own_process_with_its_components_degrees_scale_and_correlation() -> None:
+    statistics = known_statistics()
+    planetary = {"components": ["stream_function@250"], "min_degree": 1, "max_degree": 2, "scale": 2.0}
+    config = StochasticForcingConfig(**DRIVE, more_bands=[planetary | {"correlation": 0.9}])
+    forcing = StochasticForcing(config, statistics, CHANNELS, STD, GRID)
+    assert [band.correlation for band in forcing.bands] == [pytest.approx(0.6), 0.9]
+    generators = [seeded_generator((11, member)) for member in range(400)]
+    draws = forcing.draws(generators)
+    first, second = next(draws), next(draws)
+    covariance, lag = per_coefficient_moments(first, second)
+    low, synoptic = slice(1, 3), slice(3, 11)
+    # degrees 1-2: psi alone, four times its calibrated variance (scale 2), lag correlation 0.9
+    psi = float(statistics.covariance[low, 1, 1].sum())
+    assert float(covariance[low, 1, 1].sum()) == pytest.approx(4 * psi, rel=0.1)
+    assert float(covariance[low, 0, 0].sum()) < 1e-6 * float(statistics.covariance[low, 0, 0].sum())
+    assert float(lag[low, 1].sum() / covariance[low, 1, 1].sum()) == pytest.approx(0.9, abs=0.05)
+    # degrees 3-10: the first band, as it is alone
+    for i in (0, 1):
+        expected = float(statistics.covariance[synoptic, i, i].sum())
+        assert float(covariance[synoptic, i, i].sum()) == pytest.approx(expected, rel=0.1)
+    assert float(lag[synoptic, 1].sum() / covariance[synoptic, 1, 1].sum()) == pytest.approx(0.6, abs=0.05)
 
 
 def grid_divergence_and_vorticity(wind: torch.Tensor) -> tuple[float, float]:
@@ -121,7 +144,7 @@ def test_stream_function_forcing_is_rotational_and_velocity_potential_forcing_di
     config = StochasticForcingConfig(components=[component], min_degree=2, max_degree=8)
     forcing = StochasticForcing(config, known_statistics(), CHANNELS, STD, GRID)
     divergence, vorticity = grid_divergence_and_vorticity(
-        forcing.sample([seeded_generator((3,))])[0, 1:] * STD[1:, None, None]
+        forcing.sample(forcing.bands[0], [seeded_generator((3,))])[0, 1:] * STD[1:, None, None]
     )
     if component.startswith("stream_function"):
         assert divergence < 0.05 * vorticity
@@ -133,6 +156,14 @@ def test_forcing_refuses_unknown_components_and_statistics_of_other_channels() -
     with pytest.raises(EmulatorError, match="components: 'vorticity@250' is not one of geopotential@250"):
         StochasticForcing(
             StochasticForcingConfig(components=["vorticity@250"]), known_statistics(), CHANNELS, STD, GRID
+        )
+    with pytest.raises(EmulatorError, match=r"more_bands\[0\]\.components: 'divergence@250' is not one of"):
+        StochasticForcing(
+            StochasticForcingConfig(more_bands=[{"components": ["divergence@250"]}]),
+            known_statistics(),
+            CHANNELS,
+            STD,
+            GRID,
         )
     with pytest.raises(EmulatorError, match="residual statistics are of"):
         StochasticForcing(StochasticForcingConfig(), known_statistics(), ["geopotential@250"], STD[:1], GRID)

@@ -114,16 +114,19 @@ def free_run(
     forcing: torch.Tensor | None,
     generators: Sequence[torch.Generator],
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """``steps`` steps of free-running ``state`` (no forcings), each with its stochastic forcing's AR(1) state.
+    """``steps`` steps of free-running ``state`` (no forcings), each with its stochastic forcing's AR(1) state
+    ``(band, chain, channel, lat, lon)``.
 
     The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state.
     """
     stochastic = stepper.stochastic_forcing
     empty = state.new_zeros(1, 0, *state.shape[-2:])
     for _ in range(steps):
+        noise = None
         if stochastic is not None:
             forcing = stochastic.advance(forcing, generators).to(state.device)
-        state = stepper.step(state, empty, forcing)
+            noise = forcing.sum(dim=0)
+        state = stepper.step(state, empty, noise)
         yield state, forcing
 
 
