@@ -226,6 +226,11 @@ class StochasticForcing(nn.Module):
 
     def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """The AR(1) state after ``eta``, one member per generator; a stationary draw when ``eta`` is ``None``."""
+        if eta is not None and (eta.dim() != 5 or len(eta) != len(self.bands)):
+            raise EmulatorError(
+                f"stepper.stochastic_forcing: a forcing state of shape {tuple(eta.shape)}, not "
+                f"({len(self.bands)} bands, member, channel, lat, lon) (saved before the forcing had bands?)"
+            )
         states = []
         for index, band in enumerate(self.bands):
             innovation = self.sample(band, generators)

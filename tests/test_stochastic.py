@@ -152,7 +152,7 @@ def test_stream_function_forcing_is_rotational_and_velocity_potential_forcing_di
         assert vorticity < 0.05 * divergence
 
 
-def test_forcing_refuses_unknown_components_and_statistics_of_other_channels() -> None:
+def test_forcing_refuses_unknown_components_other_channels_statistics_and_states_without_bands() -> None:
     with pytest.raises(EmulatorError, match="components: 'vorticity@250' is not one of geopotential@250"):
         StochasticForcing(
             StochasticForcingConfig(components=["vorticity@250"]), known_statistics(), CHANNELS, STD, GRID
@@ -165,6 +165,9 @@ def test_forcing_refuses_unknown_components_and_statistics_of_other_channels() -
             STD,
             GRID,
         )
+    single = StochasticForcing(StochasticForcingConfig(**DRIVE), known_statistics(), CHANNELS, STD, GRID)
+    with pytest.raises(EmulatorError, match=r"a forcing state of shape \(4, 3, 32, 64\), not \(1 bands"):
+        single.advance(torch.zeros(4, 3, 32, 64), [seeded_generator((0,))] * 4)
     with pytest.raises(EmulatorError, match="residual statistics are of"):
         StochasticForcing(StochasticForcingConfig(), known_statistics(), ["geopotential@250"], STD[:1], GRID)
 
