@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from pydantic import Field
@@ -232,7 +233,7 @@ class StochasticForcing(nn.Module):
                 f"({len(self.bands)} bands, member, channel, lat, lon) (saved before the forcing had bands?)"
             )
         states = []
-        for index, band in enumerate(self.bands):
+        for index, band in enumerate(cast(list[RedNoiseBand], self.bands)):
             innovation = self.sample(band, generators)
             if eta is not None:
                 rho = band.correlation
