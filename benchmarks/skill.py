@@ -2,9 +2,9 @@
 
 Truth: ``configs/world_heldout.yaml`` (seed 2, never trained on; written here if
 missing). The model and its stability controls are those of ``configs/world.yaml``
-(the demo's), so the scorecard measures what users run; the long rollouts add the
-stochastic forcing the checkpoint was trained through, if it was (see
-:func:`climate_controls`).
+(the demo's; ``--set`` overrides them), so the scorecard measures what users run;
+the long rollouts add the stochastic forcing the checkpoint was trained through, if
+it was (see :func:`climate_controls`).
 
 Figures:
 
