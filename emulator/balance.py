@@ -5,7 +5,9 @@ Away from the equator the large-scale flow is close to linear balance,
 the wind's stream function. The built-in world obeys it (over held-out states the
 correlation of the geopotential with its balanced part is 0.96 at degrees 8-15),
 an emulator's rollouts may not: :class:`BalanceRelaxation` moves each step's
-geopotential a fraction of the way toward the balanced one at the chosen degrees.
+geopotential a fraction of the way toward the balanced one at the chosen degrees,
+and :class:`BalancedGeopotential` gives the stochastic forcing the geopotential that
+balances its wind noise.
 
 On the unit sphere, with torch-harmonics' vector transform (``u = k x grad(psi) +
 grad(chi)``, ``psi`` first), ``div(f grad(psi))`` is the divergence of a vector
@@ -16,6 +18,8 @@ derivatives to the planet's).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealVectorSHT
@@ -24,7 +28,7 @@ from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.perturbations import EARTH_RADIUS_KM
-from emulator.spectra import wind_levels
+from emulator.spectra import wind_levels, wind_pair
 from emulator.winds import DIVERGENT, DegreeRelaxation, WindChannels
 
 EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
@@ -59,6 +63,39 @@ class LinearBalance(nn.Module):
         return self.radius_m * self.vsht(self.coriolis * gradient)[..., DIVERGENT, :, :]
 
 
+class BalancedGeopotential(nn.Module):
+    """Fields ``(batch, channel, lat, lon)`` in physical units -> ``(batch, level, lat, lon)``: the geopotential
+    in linear balance with the wind at each level with both (those of :func:`balanced_levels`, in order).
+
+    ``key`` names the config that asked for it in the error when no level has both.
+    """
+
+    def __init__(self, channels: Sequence[str], grid: Grid, key: str) -> None:
+        super().__init__()
+        names = list(channels)
+        levels = balanced_levels(names, key)
+        self.geopotential_index = [names.index(_geopotential(level)) for level in levels]
+        self.wind_index = [names.index(name) for level in levels for name in wind_pair(level)]
+        self.balance = LinearBalance(grid)
+        lmax = grid.max_degree
+        self.isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
+
+    def forward(self, fields: torch.Tensor) -> torch.Tensor:
+        wind = fields[:, self.wind_index].float().unflatten(1, (len(self.geopotential_index), 2))
+        return self.isht(self.balance(wind))
+
+
+def balanced_levels(channels: Sequence[str], key: str) -> list[str]:
+    """The levels with a geopotential and both winds among ``channels``; an error naming ``key`` when none has."""
+    names = set(channels)
+    levels = [level for level in wind_levels(names) if _geopotential(level) in names]
+    if not levels:
+        raise EmulatorError(
+            f"{key}: no level has a geopotential and both wind components among the prognostic channels"
+        )
+    return levels
+
+
 class BalanceRelaxation(nn.Module):
     """Move each level's geopotential ``strength`` of the way to linear balance with its wind, in normalized units.
 
@@ -69,11 +106,7 @@ class BalanceRelaxation(nn.Module):
     def __init__(self, config: BalanceConfig, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
         names = list(normalizer.channels)
-        levels = [level for level in wind_levels(names) if _geopotential(level) in names]
-        if not levels:
-            raise EmulatorError(
-                "stepper.balance: no level has a geopotential and both wind components among the prognostic channels"
-            )
+        levels = balanced_levels(names, "stepper.balance")
         self.geopotential_index = [names.index(_geopotential(level)) for level in levels]
         self.winds = WindChannels(names, normalizer.std, levels)
         std = torch.as_tensor(normalizer.std, dtype=torch.float32)

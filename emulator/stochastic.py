@@ -18,7 +18,9 @@ amplitude and seed. It may hold several bands (:class:`ForcingBand`), each its o
 AR(1) process with its own components, degrees, amplitude and correlation, their
 noise summed (the built-in world's model, for one, is given noise in the stream
 function at the synoptic degrees and in the geopotential and stream function at the
-planetary ones). A model meant to run with the forcing is trained through it
+planetary ones). A band may add the geopotential in linear balance with its wind
+noise (``balanced_geopotential``), so that it forces balanced flow, as the world's
+vorticity forcing does once the flow has adjusted to it. A model meant to run with the forcing is trained through it
 (its stepper adds it inside the training rollouts), so it learns to carry the
 energy rather than turn it into small-scale noise.
 """
@@ -36,6 +38,7 @@ from pydantic import Field
 from torch import nn
 from torch_harmonics import InverseRealSHT, InverseRealVectorSHT, RealSHT, RealVectorSHT
 
+from emulator.balance import BalancedGeopotential
 from emulator.degrees import DegreeBand
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
@@ -52,6 +55,9 @@ class ForcingBand(DegreeBand):
         default_factory=list, description="e.g. stream_function@250 or geopotential@250; empty: all"
     )
     correlation: float | None = Field(None, ge=0, lt=1, description="lag-one correlation; None: the calibrated one")
+    balanced_geopotential: float = Field(
+        0.0, ge=0, description="add this multiple of the geopotential in linear balance with the band's wind noise"
+    )
 
 
 class StochasticForcingConfig(ForcingBand):
@@ -172,6 +178,7 @@ class RedNoiseBand(nn.Module):
         calibrated = float(statistics.lag_covariance.double()[selected].sum() / diagonal[selected].sum())
         self.chosen = [i for i, used in enumerate(chosen.tolist()) if used]
         self.correlation = band.correlation if band.correlation is not None else min(max(calibrated, 0.0), 0.999)
+        self.balanced_geopotential = band.balanced_geopotential
         self.factor: torch.Tensor
         self.register_buffer("factor", (band.scale * factor).to(torch.complex64), persistent=False)
 
@@ -214,6 +221,10 @@ class StochasticForcing(nn.Module):
         self.bands = nn.ModuleList(
             RedNoiseBand(band, statistics, key) for band, key in zip(config.bands(), keys, strict=True)
         )
+        balancing = [key for band, key in zip(config.bands(), keys, strict=True) if band.balanced_geopotential]
+        self.balanced = (
+            BalancedGeopotential(channels, grid, f"{balancing[0]}.balanced_geopotential") if balancing else None
+        )
         self.inverse_std: torch.Tensor
         self.register_buffer("inverse_std", (1.0 / std.float())[:, None, None], persistent=False)
 
@@ -222,8 +233,13 @@ class StochasticForcing(nn.Module):
 
         Each member is drawn and transformed alone, so it does not depend on the batch it is in.
         """
-        fields = [self.transform.synthesis(band.coefficients(generator), band.chosen) for generator in generators]
-        return torch.cat(fields) * self.inverse_std
+        fields = torch.cat(
+            [self.transform.synthesis(band.coefficients(generator), band.chosen) for generator in generators]
+        )
+        if band.balanced_geopotential and self.balanced is not None:
+            index = torch.as_tensor(self.balanced.geopotential_index, device=fields.device)
+            fields = fields.index_add(1, index, band.balanced_geopotential * self.balanced(fields))
+        return fields * self.inverse_std
 
     def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """The AR(1) state after ``eta``, one member per generator; a stationary draw when ``eta`` is ``None``."""

@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 import yaml
 
+from emulator.balance import EARTH_RADIUS_M, EARTH_ROTATION_RATE_S
 from emulator.checkpoint import load_checkpoint
 from emulator.cli import main
 from emulator.config import StepperConfig, load_config
@@ -152,7 +153,29 @@ def test_stream_function_forcing_is_rotational_and_velocity_potential_forcing_di
         assert vorticity < 0.05 * divergence
 
 
-def test_forcing_refuses_unknown_components_other_channels_statistics_and_states_without_bands() -> None:
+@pytest.mark.parametrize("factor", [0.5, 1.0])
+def test_balanced_geopotential_makes_the_wind_noise_geostrophic_in_the_middle_latitudes(factor: float) -> None:
+    config = StochasticForcingConfig(
+        components=["stream_function@250"], min_degree=8, max_degree=12, balanced_geopotential=factor
+    )
+    forcing = StochasticForcing(config, known_statistics(), CHANNELS, STD, GRID)
+    noise = forcing.sample(forcing.bands[0], [seeded_generator((5, member)) for member in range(4)])
+    geopotential, u, v = (noise.double() * STD[:, None, None]).unbind(1)
+    # geostrophic wind of the noise's geopotential by centred differences, 30-60 degrees of both hemispheres
+    latitude = torch.as_tensor(np.deg2rad(GRID.latitudes), dtype=torch.float64)[:, None]
+    coriolis_radius = 2 * EARTH_ROTATION_RATE_S * torch.sin(latitude) * EARTH_RADIUS_M
+    along_latitude = torch.gradient(geopotential, spacing=(latitude[:, 0],), dim=1)[0]
+    along_longitude = (geopotential.roll(-1, 2) - geopotential.roll(1, 2)) / (2 * 2 * math.pi / GRID.nlon)
+    u_geostrophic = -along_latitude / coriolis_radius
+    v_geostrophic = along_longitude / (coriolis_radius * torch.cos(latitude))
+    middle = (latitude[:, 0].abs() > math.radians(30)) & (latitude[:, 0].abs() < math.radians(60))
+    wind = torch.stack([u, v])[:, :, middle].flatten()
+    geostrophic = torch.stack([u_geostrophic, v_geostrophic])[:, :, middle].flatten()
+    assert float(torch.corrcoef(torch.stack([wind, geostrophic]))[0, 1]) > 0.9
+    assert float(geostrophic.norm() / wind.norm()) == pytest.approx(factor, rel=0.2)
+
+
+def test_forcing_refuses_unknown_components_other_channels_statistics_states_without_bands_and_unbalanceable() -> None:
     with pytest.raises(EmulatorError, match="components: 'vorticity@250' is not one of geopotential@250"):
         StochasticForcing(
             StochasticForcingConfig(components=["vorticity@250"]), known_statistics(), CHANNELS, STD, GRID
@@ -168,6 +191,12 @@ def test_forcing_refuses_unknown_components_other_channels_statistics_and_states
     single = StochasticForcing(StochasticForcingConfig(**DRIVE), known_statistics(), CHANNELS, STD, GRID)
     with pytest.raises(EmulatorError, match=r"a forcing state of shape \(4, 3, 32, 64\), not \(1 bands"):
         single.advance(torch.zeros(4, 3, 32, 64), [seeded_generator((0,))] * 4)
+    statistics = known_statistics()
+    winds = ResidualStatistics(NAMES[1:], statistics.covariance[:, 1:, 1:], statistics.lag_covariance[:, 1:])
+    with pytest.raises(EmulatorError, match=r"more_bands\[0\]\.balanced_geopotential: no level has a geopotential"):
+        StochasticForcing(
+            StochasticForcingConfig(more_bands=[{"balanced_geopotential": 1.0}]), winds, CHANNELS[1:], STD[1:], GRID
+        )
     with pytest.raises(EmulatorError, match="residual statistics are of"):
         StochasticForcing(StochasticForcingConfig(), known_statistics(), ["geopotential@250"], STD[:1], GRID)
 
