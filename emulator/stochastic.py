@@ -20,9 +20,9 @@ noise summed (the built-in world's model, for one, is given noise in the stream
 function at the synoptic degrees and in the geopotential and stream function at the
 planetary ones). A band may add the geopotential in linear balance with its wind
 noise (``balanced_geopotential``), so that it forces balanced flow, as the world's
-vorticity forcing does once the flow has adjusted to it. A model meant to run with the forcing is trained through it
-(its stepper adds it inside the training rollouts), so it learns to carry the
-energy rather than turn it into small-scale noise.
+vorticity forcing does once the flow has adjusted to it. A model meant to run with
+the forcing is trained through it (its stepper adds it inside the training
+rollouts), so it learns to carry the energy rather than turn it into small-scale noise.
 """
 
 from __future__ import annotations
@@ -233,13 +233,15 @@ class StochasticForcing(nn.Module):
 
         Each member is drawn and transformed alone, so it does not depend on the batch it is in.
         """
-        fields = torch.cat(
-            [self.transform.synthesis(band.coefficients(generator), band.chosen) for generator in generators]
-        )
+        return torch.cat([self._draw(band, generator) for generator in generators]) * self.inverse_std
+
+    def _draw(self, band: RedNoiseBand, generator: torch.Generator) -> torch.Tensor:
+        """One member's innovation ``(1, channel, lat, lon)`` in physical units, with its balanced geopotential."""
+        fields = self.transform.synthesis(band.coefficients(generator), band.chosen)
         if band.balanced_geopotential and self.balanced is not None:
             index = torch.as_tensor(self.balanced.geopotential_index, device=fields.device)
             fields = fields.index_add(1, index, band.balanced_geopotential * self.balanced(fields))
-        return fields * self.inverse_std
+        return fields
 
     def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """The AR(1) state after ``eta``, one member per generator; a stationary draw when ``eta`` is ``None``."""

@@ -160,6 +160,7 @@ def test_balanced_geopotential_makes_the_wind_noise_geostrophic_in_the_middle_la
     )
     forcing = StochasticForcing(config, known_statistics(), CHANNELS, STD, GRID)
     noise = forcing.sample(forcing.bands[0], [seeded_generator((5, member)) for member in range(4)])
+    assert torch.equal(noise[2:3], forcing.sample(forcing.bands[0], [seeded_generator((5, 2))]))  # batch-free
     geopotential, u, v = (noise.double() * STD[:, None, None]).unbind(1)
     # geostrophic wind of the noise's geopotential by centred differences, 30-60 degrees of both hemispheres
     latitude = torch.as_tensor(np.deg2rad(GRID.latitudes), dtype=torch.float64)[:, None]
