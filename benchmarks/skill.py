@@ -4,7 +4,8 @@ Truth: ``configs/world_heldout.yaml`` (seed 2, never trained on; written here if
 missing). The model and its stability controls are those of ``configs/world.yaml``
 (the demo's; ``--set`` overrides them), so the scorecard measures what users run;
 the long rollouts add the stochastic forcing the checkpoint was trained through, if
-it was (see :func:`climate_controls`).
+it was, or the one ``--set`` gives (see :func:`climate_controls`); the forecasts scored
+stay deterministic.
 
 Figures:
 
@@ -449,7 +450,7 @@ def run(
         device=device,
     )
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(config.stepper)}")
-    scores(loaded, config.stepper, setting)
+    scores(loaded, config.stepper.model_copy(update={"stochastic_forcing": None}), setting)
     climate = truth_climate(loaded, quick)
     controls = climate_controls(loaded, config.stepper)
     controlled_rollout(loaded, controls, setting.truth, climate, setting.years, device)

@@ -96,3 +96,16 @@ def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[P
     assert all(change > -1 for change in modes.values())  # a power over another, minus one
     shares = [figures[("systematic_share", channel)]["value"] for channel in CHANNELS]
     assert all(0 < share < 1 for share in shares)
+
+
+def test_skill_scores_deterministic_forecasts_and_runs_its_long_rollouts_with_a_given_forcing() -> None:
+    forcing = "{components: [stream_function@250], min_degree: 8, max_degree: 12, balanced_geopotential: 0.4}"
+    plain = quick_records("skill")
+    forced = quick_records("skill", "--set", f"stepper.stochastic_forcing={forcing}")
+
+    def scored(records: list[dict]) -> dict[tuple[str, str], float]:
+        return {(r["figure"], r["config"]["channel"]): r["value"] for r in records if r["figure"].startswith("rmse_")}
+
+    assert scored(plain) and scored(forced) == scored(plain)
+    controls = json.loads(next(r for r in forced if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
+    assert controls["stochastic_forcing"]["balanced_geopotential"] == 0.4
