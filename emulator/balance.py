@@ -74,8 +74,12 @@ class BalancedGeopotential(nn.Module):
         super().__init__()
         names = list(channels)
         levels = balanced_levels(names, key)
-        self.geopotential_index = [names.index(_geopotential(level)) for level in levels]
         self.wind_index = [names.index(name) for level in levels for name in wind_pair(level)]
+        self.geopotential_index: torch.Tensor
+        self.register_buffer(
+            "geopotential_index", torch.as_tensor([names.index(_geopotential(level)) for level in levels]),
+            persistent=False,
+        )  # fmt: skip
         self.balance = LinearBalance(grid)
         lmax = grid.max_degree
         self.isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
@@ -83,6 +87,10 @@ class BalancedGeopotential(nn.Module):
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         wind = fields[:, self.wind_index].float().unflatten(1, (len(self.geopotential_index), 2))
         return self.isht(self.balance(wind))
+
+    def add(self, fields: torch.Tensor, factor: float) -> torch.Tensor:
+        """``fields`` with ``factor`` times their balanced geopotential added to each level's geopotential."""
+        return fields.index_add(1, self.geopotential_index, factor * self(fields))
 
 
 def balanced_levels(channels: Sequence[str], key: str) -> list[str]:

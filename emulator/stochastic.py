@@ -239,8 +239,7 @@ class StochasticForcing(nn.Module):
         """One member's innovation ``(1, channel, lat, lon)`` in physical units, with its balanced geopotential."""
         fields = self.transform.synthesis(band.coefficients(generator), band.chosen)
         if band.balanced_geopotential and self.balanced is not None:
-            index = torch.as_tensor(self.balanced.geopotential_index, device=fields.device)
-            fields = fields.index_add(1, index, band.balanced_geopotential * self.balanced(fields))
+            return self.balanced.add(fields, band.balanced_geopotential)
         return fields
 
     def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
