@@ -6,13 +6,16 @@ A wind is a rotational part (stream function ``psi``) plus a divergent part
 it can carry far more (17 to 48 % in each band, stage 9). :class:`DivergentWindDamping`
 removes ``strength`` of the divergent wind at the chosen degrees each step, as the
 divergence damping of a dynamical core does; the rotational wind and every other
-channel are left as they are. It is differentiable: a model trained with it on learns
-to carry its energy in the rotational wind.
+channel are left as they are. ``more_bands`` damps further bands of degrees, each with
+its own strength (session 28: the large scales need their divergent wind, degrees
+16-31 do not). It is differentiable: a model trained with it on learns to carry its
+energy in the rotational wind.
 """
 
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from emulator.data.normalizer import Normalizer
@@ -21,7 +24,22 @@ from emulator.winds import DIVERGENT, DegreeRelaxation, every_level_winds, vecto
 
 
 class DivergentWindConfig(DegreeRelaxation):
-    """Remove ``strength`` of the divergent wind each step at degrees from ``min_degree`` up."""
+    """Remove ``strength`` of the divergent wind each step at this band of degrees and at each of ``more_bands``."""
+
+    more_bands: list[DegreeRelaxation] = Field(
+        default_factory=list, description="further bands, each with its own degrees and strength"
+    )
+
+    def bands(self) -> list[DegreeRelaxation]:
+        return [self, *self.more_bands]
+
+
+def removed_share(bands: list[DegreeRelaxation], lmax: int) -> torch.Tensor:
+    """``(lmax, 1)``: the share of the divergent wind removed at each degree; overlapping bands act in turn."""
+    kept = torch.ones(lmax, 1)
+    for band in bands:
+        kept = kept * (1 - band.weight(lmax))
+    return 1 - kept
 
 
 class DivergentWindDamping(nn.Module):
@@ -30,10 +48,11 @@ class DivergentWindDamping(nn.Module):
     def __init__(self, config: DivergentWindConfig, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
         self.winds = every_level_winds(normalizer, "divergent_wind")
-        lmax = config.truncation(grid.max_degree)
+        bands = config.bands()
+        lmax = max(band.truncation(grid.max_degree) for band in bands)
         self.vsht, self.ivsht = vector_transforms(grid, lmax)
         weight = torch.zeros(2, lmax, 1)
-        weight[DIVERGENT] = config.weight(lmax)
+        weight[DIVERGENT] = removed_share(bands, lmax)
         self.weight: torch.Tensor
         self.register_buffer("weight", weight, persistent=False)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.config import StepperConfig
+from emulator.config import StepperConfig, load_config
 from emulator.data.normalizer import Normalizer
 from emulator.divergent_wind import DivergentWindConfig, DivergentWindDamping
 from emulator.errors import EmulatorError
@@ -62,6 +62,26 @@ def test_damping_up_to_max_degree_leaves_the_degrees_above() -> None:
     after = DivergentWindDamping(config, NORMALIZER, GRID)(state)
     expected = normalized(jet + high)
     assert_same_winds_and_geopotential(after, expected, state)
+
+
+def test_more_bands_damp_their_own_degrees_and_overlaps_act_in_turn() -> None:
+    _, jet = galewsky_jet()
+    low, middle, high = sectoral_gradient(3, 10.0), sectoral_gradient(7, 10.0), sectoral_gradient(12, 10.0)
+    config = DivergentWindConfig(
+        strength=1.0,
+        max_degree=3,
+        more_bands=[{"strength": 0.5, "min_degree": 10, "max_degree": 14}, {"strength": 0.5, "min_degree": 12}],
+    )
+    state = normalized(jet + low + middle + high)
+    after = DivergentWindDamping(config, NORMALIZER, GRID)(state)
+    expected = normalized(jet + middle + 0.25 * high)
+    assert_same_winds_and_geopotential(after, expected, state)
+
+
+def test_a_bad_band_is_refused_naming_its_key() -> None:
+    override = "stepper.divergent_wind={max_degree: 3, more_bands: [{min_degree: 31, max_degree: 16}]}"
+    with pytest.raises(EmulatorError, match=r"stepper\.divergent_wind\.more_bands\.0: .*max_degree 16 is below"):
+        load_config("configs/world.yaml", [override])
 
 
 def test_stepper_applies_the_damping_and_needs_both_winds() -> None:
