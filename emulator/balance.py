@@ -29,15 +29,15 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.perturbations import EARTH_RADIUS_KM
 from emulator.spectra import wind_levels, wind_pair
-from emulator.winds import DIVERGENT, DegreeRelaxation, WindChannels
+from emulator.winds import DIVERGENT, BandedRelaxation, WindChannels
 
 EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 EARTH_ROTATION_RATE_S = 7.292e-5
 GEOPOTENTIAL = "geopotential"
 
 
-class BalanceConfig(DegreeRelaxation):
-    """Relax the geopotential toward linear balance with the wind at degrees from ``min_degree`` up."""
+class BalanceConfig(BandedRelaxation):
+    """Relax the geopotential toward linear balance with the wind at this band of degrees and at ``more_bands``."""
 
 
 class LinearBalance(nn.Module):
@@ -107,7 +107,7 @@ def balanced_levels(channels: Sequence[str], key: str) -> list[str]:
 class BalanceRelaxation(nn.Module):
     """Move each level's geopotential ``strength`` of the way to linear balance with its wind, in normalized units.
 
-    Only degrees from ``min_degree`` up change; levels without a geopotential and both
+    Only the degrees of the config's bands change; levels without a geopotential and both
     winds are left alone, and a config that finds no such level is an error.
     """
 
@@ -127,7 +127,7 @@ class BalanceRelaxation(nn.Module):
         self.sht = RealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
         self.isht = InverseRealSHT(grid.nlat, grid.nlon, lmax=lmax, mmax=lmax, grid=grid.kind)
         self.weight: torch.Tensor
-        self.register_buffer("weight", config.weight(lmax), persistent=False)
+        self.register_buffer("weight", config.removed_share(lmax), persistent=False)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=state.device.type, enabled=False):

@@ -15,31 +15,15 @@ energy in the rotational wind.
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from emulator.data.normalizer import Normalizer
 from emulator.grid import Grid
-from emulator.winds import DIVERGENT, DegreeRelaxation, every_level_winds, vector_transforms
+from emulator.winds import DIVERGENT, BandedRelaxation, every_level_winds, vector_transforms
 
 
-class DivergentWindConfig(DegreeRelaxation):
+class DivergentWindConfig(BandedRelaxation):
     """Remove ``strength`` of the divergent wind each step at this band of degrees and at each of ``more_bands``."""
-
-    more_bands: list[DegreeRelaxation] = Field(
-        default_factory=list, description="further bands, each with its own degrees and strength"
-    )
-
-    def bands(self) -> list[DegreeRelaxation]:
-        return [self, *self.more_bands]
-
-
-def removed_share(bands: list[DegreeRelaxation], lmax: int) -> torch.Tensor:
-    """``(lmax, 1)``: the share of the divergent wind removed at each degree; overlapping bands act in turn."""
-    kept = torch.ones(lmax, 1)
-    for band in bands:
-        kept = kept * (1 - band.weight(lmax))
-    return 1 - kept
 
 
 class DivergentWindDamping(nn.Module):
@@ -48,11 +32,10 @@ class DivergentWindDamping(nn.Module):
     def __init__(self, config: DivergentWindConfig, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
         self.winds = every_level_winds(normalizer, "divergent_wind")
-        bands = config.bands()
-        lmax = max(band.truncation(grid.max_degree) for band in bands)
+        lmax = config.band_truncation(grid.max_degree)
         self.vsht, self.ivsht = vector_transforms(grid, lmax)
         weight = torch.zeros(2, lmax, 1)
-        weight[DIVERGENT] = removed_share(bands, lmax)
+        weight[DIVERGENT] = config.removed_share(lmax)
         self.weight: torch.Tensor
         self.register_buffer("weight", weight, persistent=False)
 

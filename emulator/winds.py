@@ -34,6 +34,28 @@ class DegreeRelaxation(DegreeBand):
         return self.strength * self.mask(lmax).float()[:, None]
 
 
+class BandedRelaxation(DegreeRelaxation):
+    """A relaxation at its own band of degrees and at each of ``more_bands``, each band with its own strength."""
+
+    more_bands: list[DegreeRelaxation] = Field(
+        default_factory=list, description="further bands, each with its own degrees and strength"
+    )
+
+    def bands(self) -> list[DegreeRelaxation]:
+        return [self, *self.more_bands]
+
+    def band_truncation(self, lmax: int) -> int:
+        """The degrees a transform needs for every band out of ``lmax`` (non-inclusive)."""
+        return max(band.truncation(lmax) for band in self.bands())
+
+    def removed_share(self, lmax: int) -> torch.Tensor:
+        """``(lmax, 1)``: the share of the departure removed at each degree; overlapping bands act in turn."""
+        kept = torch.ones(lmax, 1)
+        for band in self.bands():
+            kept = kept * (1 - band.weight(lmax))
+        return 1 - kept
+
+
 class WindChannels(nn.Module):
     """Read the ``(u, v)`` winds of ``levels`` from a normalized state in m s-1, and add changes back."""
 

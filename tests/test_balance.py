@@ -61,24 +61,38 @@ def test_a_jet_in_gradient_wind_balance_is_close_to_linear_balance() -> None:
     assert 0.75 < float(power_ratio) < 1.0
 
 
-def relaxation(strength: float, min_degree: int) -> BalanceRelaxation:
-    normalizer = Normalizer(tuple(CHANNELS), np.array([1.0e5, 0.0, 0.0]), STD, np.ones(3))
-    return BalanceRelaxation(BalanceConfig(strength=strength, min_degree=min_degree), normalizer, GRID)
-
-
-@pytest.mark.parametrize("strength", [1.0, 0.25])
-def test_relaxation_removes_its_share_of_the_imbalance_above_min_degree_only(strength: float) -> None:
+def noisy_jet() -> tuple[torch.Tensor, torch.Tensor]:
+    """A normalized ``(2, 3, lat, lon)`` state of the jet with noise in its geopotential, and the jet's balanced one."""
     geopotential, wind = galewsky_jet()
     noisy = geopotential + 500.0 * torch.randn(2, *GRID.shape, generator=torch.Generator().manual_seed(0))
     winds = (wind / torch.as_tensor(STD[1:], dtype=torch.float32)[:, None, None]).expand(2, -1, -1, -1)
     state = torch.cat([(noisy[:, None] - 1.0e5) / STD[0], winds], dim=1).float()
-    after = relaxation(strength, min_degree=4)(state)
+    return state, LinearBalance(GRID)(wind)
+
+
+def imbalance_before_and_after(config: BalanceConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The jet's imbalance ``(2, l, m)`` before and after one relaxation by ``config``; the winds must not change."""
+    normalizer = Normalizer(tuple(CHANNELS), np.array([1.0e5, 0.0, 0.0]), STD, np.ones(3))
+    state, balanced = noisy_jet()
+    after = BalanceRelaxation(config, normalizer, GRID)(state)
     assert torch.equal(after[:, 1:], state[:, 1:])
-    balanced = LinearBalance(GRID)(wind)
-    before_imbalance = balanced - analysis(noisy)
-    after_imbalance = balanced - analysis(after[:, 0] * STD[0] + 1.0e5)
-    assert torch.allclose(after_imbalance[:, :4], before_imbalance[:, :4], atol=1.0)
-    assert torch.allclose(after_imbalance[:, 4:], (1 - strength) * before_imbalance[:, 4:], atol=1.0)
+    return balanced - analysis(state[:, 0] * STD[0] + 1.0e5), balanced - analysis(after[:, 0] * STD[0] + 1.0e5)
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.25])
+def test_relaxation_removes_its_share_of_the_imbalance_above_min_degree_only(strength: float) -> None:
+    before, after = imbalance_before_and_after(BalanceConfig(strength=strength, min_degree=4))
+    assert torch.allclose(after[:, :4], before[:, :4], atol=1.0)
+    assert torch.allclose(after[:, 4:], (1 - strength) * before[:, 4:], atol=1.0)
+
+
+def test_more_bands_relax_their_own_degrees_and_overlaps_act_in_turn() -> None:
+    bands = [{"strength": 0.5, "min_degree": 10, "max_degree": 14}, {"strength": 0.5, "min_degree": 12}]
+    before, after = imbalance_before_and_after(BalanceConfig(strength=1.0, max_degree=1, more_bands=bands))
+    kept = torch.ones(GRID.max_degree)
+    kept[1], kept[10:12], kept[12:15], kept[15:] = 0.0, 0.5, 0.25, 0.5
+    assert torch.allclose(after, kept[:, None] * before, atol=1.0)
+    assert float(before[:, 2:10].abs().max()) > 100.0  # the untouched degrees had an imbalance to keep
 
 
 def test_stepper_applies_the_relaxation_and_needs_a_geopotential_with_both_winds() -> None:
