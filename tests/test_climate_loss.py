@@ -1,6 +1,7 @@
 """The climate loss and climate validation: band power on the sphere, its target file, free-running chains."""
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from tests.test_stochastic import stepper_normalizer, stochastic_stepper
 
 GRID = Grid(32, 64, "legendre-gauss")  # resolves degrees 0-31: every octave band
 LABELS = ["1-1", "2-3", "4-7", "8-15", "16-31"]
+STD = torch.tensor([2.0, 1.0, 1.0])
 
 
 def random_fields(seed: int, batch: int = 1) -> torch.Tensor:
@@ -88,15 +90,12 @@ class Pattern(nn.Module):
         return self.gain * self.pattern.expand(len(x), -1, -1, -1)
 
 
-def test_chains_trained_by_the_climate_loss_reach_the_target_power(tmp_path: Path) -> None:
+def train_gain(target: torch.Tensor, path: Path, **settings: float) -> tuple[Pattern, ClimateConstraint]:
+    """150 SGD steps of :class:`Pattern`'s gain by the climate loss alone, toward ``target`` band power."""
     pattern = random_fields(0)
-    std = torch.tensor([2.0, 1.0, 1.0])
-    target = BandPower(GRID, CHANNELS)((2.0 * pattern * std[:, None, None]).double())[0]
-    config = ClimateLossConfig(
-        target=str(write_target(tmp_path / "target.nc", target)), chains=2, spinup_steps=1, memory=0.8
-    )
+    config = ClimateLossConfig(target=str(write_target(path, target)), chains=2, spinup_steps=1, memory=0.8, **settings)
     model = Pattern(pattern)
-    normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), std.double().numpy(), np.ones(3))
+    normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), STD.double().numpy(), np.ones(3))
     stepper = Stepper(model, normalizer, StepperConfig(residual=False), GRID)
     climate = ClimateConstraint(config, normalizer, GRID)
     climate.start(stepper, random_fields(1, batch=2))
@@ -105,8 +104,34 @@ def test_chains_trained_by_the_climate_loss_reach_the_target_power(tmp_path: Pat
         optimizer.zero_grad()
         climate(stepper, step).backward()
         optimizer.step()
+    return model, climate
+
+
+def power_of(gain: float) -> torch.Tensor:
+    """``(quantity, band)``: the band power of ``gain`` times the pattern, in physical units."""
+    return BandPower(GRID, CHANNELS)((gain * random_fields(0) * STD[:, None, None]).double())[0]
+
+
+def test_chains_trained_by_the_climate_loss_reach_the_target_power(tmp_path: Path) -> None:
+    model, climate = train_gain(power_of(2.0), tmp_path / "target.nc")
     assert abs(model.gain.item() - 2.0) < 0.02, "the power of twice the pattern is the target's"
     assert climate.ratio is not None and float((climate.ratio - 1).abs().max()) < 0.05
+
+
+def test_bands_below_min_degree_are_left_out_and_bands_within_tolerance_are_not_pushed(tmp_path: Path) -> None:
+    target = power_of(2.0)
+    target[:, 0] = power_of(0.5)[:, 0]  # degree 1 asks for a quarter of the gain
+    model, _ = train_gain(target, tmp_path / "all.nc")
+    assert model.gain.item() < 1.9, "degree 1 pulls the gain down"
+    model, climate = train_gain(target, tmp_path / "above_1.nc", min_degree=2, tolerance=0.05)
+    assert abs(model.gain.item() - 2.0) < 0.1, "without degree 1 the other bands reach twice the pattern"
+    assert climate.ratio is not None and float((climate.ratio[:, 1:].log().abs()).max()) < math.log(1.06)
+    model.gain.grad = None
+    normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), STD.double().numpy(), np.ones(3))
+    climate(Stepper(model, normalizer, StepperConfig(residual=False), GRID), 150).backward()
+    assert model.gain.grad is not None and model.gain.grad.item() == 0.0, "every band within 5 %: no push"
+    with pytest.raises(EmulatorError, match=r"train\.climate\.min_degree: 32 leaves no band"):
+        train_gain(target, tmp_path / "none.nc", min_degree=32)
 
 
 def world_climate_target(config: Path, path: Path) -> Path:

@@ -18,7 +18,10 @@ weighs the term ``weight * mean(log M * log R)``, whose gradient is that of
 ``weight * mean((log R)^2) / 2`` with the running estimate in place of the noisy one:
 every band is pushed toward the target as far as the chains' recent climate is off.
 The gradient goes through ``steps`` steps only, so modes that change slowly (degree
-1 of the built-in world) are pushed weakly.
+1 of the built-in world) are pushed weakly. With ``tolerance`` ``t`` a band is pushed
+only by as much as ``|log M|`` exceeds ``log(1 + t)`` (a band within ``t`` of the
+target is left alone), and ``min_degree`` leaves the bands below it out (few chains
+estimate degree 1 worst).
 
 The target is a NetCDF file with ``band_power (..., quantity, band)`` (``emulator
 world-climate`` writes one from independent years of the built-in world), averaged
@@ -27,6 +30,7 @@ over its other dimensions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +61,10 @@ class ClimateLossConfig(Strict):
     steps: int = Field(2, gt=0, description="chain steps with gradient per optimizer step")
     spinup_steps: int = Field(160, ge=0, description="steps from the training states before the first optimizer step")
     memory: float = Field(0.95, ge=0, lt=1, description="decay of the running mean of the band-power ratio")
+    tolerance: float = Field(
+        0.0, ge=0, lt=1, description="a band is pushed only by as much as its running ratio is off by more than this"
+    )
+    min_degree: int = Field(1, ge=1, description="bands that start below this degree are left out of the term")
     seed: int = 0
 
 
@@ -140,6 +148,11 @@ class ClimateConstraint(nn.Module):
         self.chains: torch.Tensor | None = None
         self.forcing: torch.Tensor | None = None
         self.ratio: torch.Tensor | None = None
+        in_term = [low >= config.min_degree for low, _ in self.ratio_of.band_power.bands]
+        if not any(in_term):
+            raise EmulatorError(f"train.climate.min_degree: {config.min_degree} leaves no band of degrees in the term")
+        self.in_term: torch.Tensor
+        self.register_buffer("in_term", torch.tensor(in_term), persistent=False)
 
     def _advance(self, stepper: Stepper, state: torch.Tensor, steps: int, key: tuple[int, ...]) -> list[torch.Tensor]:
         """``steps`` steps of the chains; their stochastic forcing's red noise carries on from the last call."""
@@ -166,7 +179,9 @@ class ClimateConstraint(nn.Module):
         memory = self.config.memory
         self.ratio = ratio.detach() if self.ratio is None else memory * self.ratio + (1 - memory) * ratio.detach()
         self.chains = states[-1].detach()
-        return self.config.weight * (self.ratio.log() * ratio.log()).mean().float()
+        off = self.ratio.log()
+        push = off.sign() * (off.abs() - math.log1p(self.config.tolerance)).clamp_min(0.0)
+        return self.config.weight * (push * ratio.log())[:, self.in_term].mean().float()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The chains, their forcing and the running ratio, for the resumable state."""
