@@ -49,7 +49,7 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
         "--set", "stepper.divergent_wind={strength: 0.5, max_degree: 3, more_bands: [{min_degree: 16}]}",
     )  # fmt: skip
     controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
-    assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None}
+    assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None, "more_bands": []}
     upper = {"strength": 0.1, "min_degree": 16, "max_degree": None}
     assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1, "max_degree": 3, "more_bands": [upper]}
     shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "truth" in r["config"]}
