@@ -99,7 +99,8 @@ def _provenance(world: WorldConfig, channels: list[str], years: int, days: int) 
 
 def simulate_climate(world: WorldConfig, diagnostics: Diagnostics, years: int, days: int = DAYS_PER_YEAR) -> Climate:
     """``years`` members of the world (seeds ``SEED_BASE`` on), spun up, then ``days`` daily diagnostics each."""
-    return Climate(*simulate_year_members(world, diagnostics, years, SEED_BASE, days))
+    daily = simulate_year_members(world, diagnostics, years, SEED_BASE, days)
+    return Climate(daily.energy, daily.bands)
 
 
 def world_climate(
@@ -111,9 +112,9 @@ def world_climate(
         with xr.open_dataset(cache) as stored:
             if {key: stored.attrs.get(key) for key in provenance} == provenance:
                 return Climate(torch.from_numpy(stored.energy.values), torch.from_numpy(stored.band_power.values))
-    climate = simulate_climate(world, diagnostics, years, days)
-    band_power = diagnostics.band_power
-    dataset = climate_dataset(climate.energy, climate.bands, band_power.quantities, band_power.labels, **provenance)
+    daily = simulate_year_members(world, diagnostics, years, SEED_BASE, days)
+    climate = Climate(daily.energy, daily.bands)
+    dataset = climate_dataset(daily, diagnostics, **provenance)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as temporary:
         dataset.to_netcdf(temporary)

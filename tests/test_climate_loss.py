@@ -21,7 +21,8 @@ from emulator.spectra import BandPower, PowerSpectrum
 from emulator.stepper import Stepper
 from emulator.training.climate import ClimateConstraint, ClimateLossConfig, read_target
 from emulator.training.climate_validation import ClimateValidation, ClimateValidationConfig
-from emulator.world.climate import climate_dataset
+from emulator.training.zonal_climate import read_zonal_target
+from emulator.world.climate import DailyClimate, Diagnostics, climate_dataset
 from tests.conftest import CHANNELS
 from tests.test_stochastic import stepper_normalizer, stochastic_stepper
 
@@ -38,10 +39,15 @@ def random_fields(seed: int, batch: int = 1) -> torch.Tensor:
     return InverseRealSHT(32, 64, lmax=32, mmax=32, grid=GRID.kind)(coefficients)
 
 
-def write_target(path: Path, bands: torch.Tensor, quantities: list[str] | None = None) -> Path:
-    energy = torch.ones(1, 1)
-    dataset = climate_dataset(energy, bands[None, None], quantities or BandPower(GRID, CHANNELS).quantities, LABELS)
-    dataset.to_netcdf(path)
+def write_target(
+    path: Path, bands: torch.Tensor, quantities: list[str] | None = None, zonal_mean: torch.Tensor | None = None
+) -> Path:
+    """A target of ``(quantity, band)`` power on every day, and ``(day, channel, lat)`` zonal means (one day of 0)."""
+    zonal_mean = torch.zeros(1, 3, GRID.nlat) if zonal_mean is None else zonal_mean
+    days = len(zonal_mean)
+    daily = DailyClimate(torch.ones(1, days), bands.expand(1, days, -1, -1), zonal_mean[None])
+    dataset = climate_dataset(daily, Diagnostics(GRID, CHANNELS))
+    (dataset if quantities is None else dataset.assign_coords(quantity=quantities)).to_netcdf(path)
     return path
 
 
@@ -90,21 +96,25 @@ class Pattern(nn.Module):
         return self.gain * self.pattern.expand(len(x), -1, -1, -1)
 
 
-def train_gain(target: torch.Tensor, path: Path, **settings: float) -> tuple[Pattern, ClimateConstraint]:
-    """150 SGD steps of :class:`Pattern`'s gain by the climate loss alone, toward ``target`` band power."""
-    pattern = random_fields(0)
-    config = ClimateLossConfig(target=str(write_target(path, target)), chains=2, spinup_steps=1, memory=0.8, **settings)
-    model = Pattern(pattern)
+def train_by_climate_loss(model: nn.Module, config: ClimateLossConfig, learning_rate: float) -> ClimateConstraint:
+    """150 SGD steps of ``model``'s parameters by the climate loss alone."""
     normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), STD.double().numpy(), np.ones(3))
     stepper = Stepper(model, normalizer, StepperConfig(residual=False), GRID)
     climate = ClimateConstraint(config, normalizer, GRID)
-    climate.start(stepper, random_fields(1, batch=2))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    climate.start(stepper, random_fields(1, batch=config.chains))
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
     for step in range(150):
         optimizer.zero_grad()
         climate(stepper, step).backward()
         optimizer.step()
-    return model, climate
+    return climate
+
+
+def train_gain(target: torch.Tensor, path: Path, **settings: float) -> tuple[Pattern, ClimateConstraint]:
+    """:func:`train_by_climate_loss` of :class:`Pattern`'s gain, toward ``target`` band power."""
+    config = ClimateLossConfig(target=str(write_target(path, target)), chains=2, spinup_steps=1, memory=0.8, **settings)
+    model = Pattern(random_fields(0))
+    return model, train_by_climate_loss(model, config, learning_rate=0.5)
 
 
 def power_of(gain: float) -> torch.Tensor:
@@ -134,6 +144,60 @@ def test_bands_below_min_degree_are_left_out_and_bands_within_tolerance_are_not_
         train_gain(target, tmp_path / "none.nc", min_degree=32)
 
 
+class PatternAndSpread(nn.Module):
+    """Chain ``i``'s next state ``gain * pattern + spread * offsets[i]``: a zonal climate of two free parameters."""
+
+    def __init__(self, pattern: torch.Tensor, offsets: torch.Tensor) -> None:
+        super().__init__()
+        self.pattern, self.offsets = pattern, offsets
+        self.gain, self.spread = nn.Parameter(torch.ones(())), nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gain * self.pattern + self.spread * self.offsets[: len(x)]
+
+
+def test_the_zonal_term_moves_the_chains_zonal_mean_and_its_spread_to_the_targets(tmp_path: Path) -> None:
+    truth = PatternAndSpread(random_fields(0), random_fields(2, batch=4))
+    truth.gain.data.fill_(2.0)
+    truth.spread.data.fill_(3.0)
+    with torch.no_grad():  # the target's days: the four chains' states of the truth, in physical units
+        zonal_mean = (truth(torch.zeros(4)) * STD[:, None, None]).mean(dim=-1)
+    path = write_target(tmp_path / "target.nc", power_of(1.0), zonal_mean=zonal_mean)
+    config = ClimateLossConfig(target=str(path), weight=0.0, zonal_weight=1.0, chains=4, spinup_steps=1, memory=0.8)
+    # the mean moves with the gain and the spread, the variance with the spread only: each learnt in turn
+    for learnt, learning_rate in (("gain", 0.1), ("spread", 1e-3)):
+        model = PatternAndSpread(truth.pattern, truth.offsets)
+        frozen = model.spread if learnt == "gain" else model.gain
+        frozen.requires_grad_(False).fill_(getattr(truth, "spread" if learnt == "gain" else "gain").item())
+        climate = train_by_climate_loss(model, config, learning_rate)
+        assert abs(getattr(model, learnt).item() - getattr(truth, learnt).item()) < 1e-3, learnt
+        assert climate.zonal is not None and climate.zonal_moments is not None
+        assert float(climate.zonal[0].abs().max()) < 1e-3, "no offset left"
+        torch.testing.assert_close(climate.zonal[1], climate.zonal_moments.target_variance, rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="weight and zonal_weight are both 0"):
+        ClimateLossConfig(target=str(path), weight=0.0)
+
+
+def test_zonal_target_is_checked_for_its_variable_channels_and_latitudes(tmp_path: Path) -> None:
+    zonal_mean = torch.randn(3, 3, GRID.nlat, dtype=torch.float64)
+    path = write_target(tmp_path / "good.nc", power_of(1.0), zonal_mean=zonal_mean)
+    mean, std = read_zonal_target(str(path), CHANNELS[::-1], GRID, "key")
+    torch.testing.assert_close(mean, zonal_mean.mean(dim=0).flip(0))
+    torch.testing.assert_close(std, zonal_mean.std(dim=0, correction=0).flip(0))
+    with xr.open_dataset(path) as written:
+        dropped, renamed = written.drop_vars("zonal_mean"), written.assign_coords(channel=["a", "b", "c"])
+        flipped = written.isel(latitude=slice(None, None, -1))
+        for name, dataset in (("dropped", dropped), ("renamed", renamed), ("flipped", flipped)):
+            dataset.to_netcdf(tmp_path / f"{name}.nc")
+    for name, message in (
+        ("dropped", "has no variable 'zonal_mean'"),
+        ("renamed", "zonal_mean has no channel 'geopotential@250'"),
+        ("flipped", r"zonal_mean's latitudes are not the model grid's \(32, N to S\)"),
+    ):
+        with pytest.raises(EmulatorError, match=rf"key: .*{name}.nc:? {message}"):
+            read_zonal_target(str(tmp_path / f"{name}.nc"), CHANNELS, GRID, "key")
+
+
 def world_climate_target(config: Path, path: Path) -> Path:
     """Two two-day years of the tiny world's climate, written by ``emulator world-climate``."""
     assert main(["world-climate", "--config", str(config), "--years", "2", "--days", "2", "--output", str(path)]) == 0
@@ -146,7 +210,9 @@ def test_climate_loss_trains_from_a_world_climate_file_and_resumes_its_chains(
     target = world_climate_target(tiny_config_file, tmp_path / "climate.nc")
     with xr.open_dataset(target) as written:
         assert written.band_power.dims == ("year", "day", "quantity", "band") and written.band_power.shape[:2] == (2, 2)
-    settings = f"train.climate={{target: {target}, chains: 2, spinup_steps: 2, weight: 0.5}}"
+        assert written.zonal_mean.dims == ("year", "day", "channel", "latitude")
+        assert list(written.channel.values) == CHANNELS and written.latitude.values[0] == 90.0
+    settings = f"train.climate={{target: {target}, chains: 2, spinup_steps: 2, weight: 0.5, zonal_weight: 0.5}}"
     arguments = ["train", "--config", str(tiny_config_file), "--device", "cpu", "--set", settings]
     assert main([*arguments, "--set", "train.max_steps=2"]) == 0
     missing = f"train.climate={{target: {tmp_path / 'none.nc'}}}"
@@ -162,7 +228,13 @@ def test_climate_validation_scores_the_largest_band_error_and_names_it(tmp_path:
     std = torch.tensor([2.0, 1.0, 1.0])
     target = BandPower(GRID, CHANNELS)((2.0 * pattern * std[:, None, None]).double())[0]
     target[3, 4] *= 0.5  # the target's kinetic energy at degrees 16-31 is half the model's
-    path = write_target(tmp_path / "target.nc", target)
+    offset = torch.tensor([10.0, 1.0, 0.5])  # the target's zonal means, over the model's, on two days of spread 1
+    zonal_mean = (
+        (2.0 * pattern[0] * std[:, None, None]).mean(dim=-1)
+        + offset[:, None]
+        + torch.tensor([-1.0, 1.0])[:, None, None]
+    )
+    path = write_target(tmp_path / "target.nc", target, zonal_mean=zonal_mean)
     config = ClimateValidationConfig(target=str(path), chains=2, spinup_steps=3, steps=4)
     model = Pattern(pattern)
     model.gain.data.fill_(2.0)
@@ -173,6 +245,8 @@ def test_climate_validation_scores_the_largest_band_error_and_names_it(tmp_path:
     expected[3, 4] = 2.0
     torch.testing.assert_close(score.ratio, expected)
     assert score.worst == "kinetic_energy@250 16-31" and score.error == pytest.approx(1.0)
+    assert score.zonal is not None, "the target has zonal means"
+    torch.testing.assert_close(score.zonal, torch.stack([offset, torch.zeros(3)]), rtol=1e-4, atol=1e-4)
 
 
 def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the_target(
@@ -194,8 +268,11 @@ def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the
     with checkpoint.with_suffix(".climate.csv").open(newline="") as handle:
         logged = list(csv.DictReader(handle))
     assert [(int(row["step"]), float(row["climate_error"])) for row in logged] == checked
-    bands = [name for name in logged[0] if name not in ("step", "climate_error")]
+    bands = [name for name in logged[0] if name not in ("step", "climate_error") and not name.startswith("zonal")]
     assert bands[0] == f"{CHANNELS[0]} 1-1" and len(bands) == 4 * len(LABELS[:4])
+    spreads = [float(row[f"zonal spread {channel}"]) for row in logged for channel in CHANNELS]
+    assert all(float(row[f"zonal offset {channel}"]) > 0 for row in logged for channel in CHANNELS)
+    assert all(0 < spread < math.inf for spread in spreads), "the chains' zonal means vary"
     largest = [max(abs(float(row[band]) - 1) for band in bands) for row in logged]
     np.testing.assert_allclose(largest, errors, rtol=1e-6, err_msg="the error is the worst band's")
     missing = f"train.climate_validation={{target: {tmp_path / 'none.nc'}}}"
@@ -243,10 +320,11 @@ def test_chains_red_noise_carries_on_across_optimizer_steps_in_every_band(tmp_pa
     planetary = {"components": ["stream_function@250"], "min_degree": 1, "max_degree": 2, "correlation": 0.9}
     stepper = stochastic_stepper(more_bands=[planetary])  # lag-one correlations 0.6 (degrees 3-10) and 0.9
     grid = Grid(32, 64)
-    band_power = BandPower(grid, CHANNELS)
+    diagnostics = Diagnostics(grid, CHANNELS)
     target = tmp_path / "target.nc"
-    bands = torch.ones(1, 1, 4, len(band_power.labels))
-    climate_dataset(torch.ones(1, 1), bands, band_power.quantities, band_power.labels).to_netcdf(target)
+    bands = torch.ones(1, 1, 4, len(diagnostics.band_power.labels))
+    daily = DailyClimate(torch.ones(1, 1), bands, torch.zeros(1, 1, 3, grid.nlat))
+    climate_dataset(daily, diagnostics).to_netcdf(target)
     config = ClimateLossConfig(target=str(target), chains=64, steps=1, spinup_steps=0)
     climate = ClimateConstraint(config, stepper_normalizer(), grid)
     climate.start(stepper, torch.zeros(64, 3, 32, 64))

@@ -23,9 +23,13 @@ only by as much as ``|log M|`` exceeds ``log(1 + t)`` (a band within ``t`` of th
 target is left alone), and ``min_degree`` leaves the bands below it out (few chains
 estimate degree 1 worst).
 
-The target is a NetCDF file with ``band_power (..., quantity, band)`` (``emulator
-world-climate`` writes one from independent years of the built-in world), averaged
-over its other dimensions.
+With ``zonal_weight`` the term of :mod:`emulator.training.zonal_climate` is added:
+the chains' zonal means (their jets and their variability) against the target's.
+
+The target is a NetCDF file with ``band_power (..., quantity, band)`` (and
+``zonal_mean (..., channel, latitude)`` for the zonal term; ``emulator world-climate``
+writes both from independent years of the built-in world), averaged over its other
+dimensions.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import xarray as xr
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from emulator.data.normalizer import Normalizer
@@ -46,6 +50,7 @@ from emulator.grid import Grid
 from emulator.perturbations import seeded_generator
 from emulator.schema import Strict
 from emulator.spectra import BandPower
+from emulator.training.zonal_climate import ZonalMoments
 
 if TYPE_CHECKING:
     from emulator.stepper import Stepper
@@ -55,8 +60,14 @@ TENSOR_PREFIX = "climate."
 
 
 class ClimateLossConfig(Strict):
-    target: str = Field(description="NetCDF file with band_power (..., quantity, band), e.g. from world-climate")
-    weight: float = Field(1.0, gt=0)
+    target: str = Field(
+        description="NetCDF file with band_power (..., quantity, band) and, for zonal_weight, "
+        "zonal_mean (..., channel, latitude), e.g. from world-climate"
+    )
+    weight: float = Field(1.0, ge=0, description="weight of the band-power term")
+    zonal_weight: float = Field(
+        0.0, ge=0, description="weight of the zonal-mean term (emulator.training.zonal_climate); 0: off"
+    )
     chains: int = Field(8, gt=0, description="free-running states")
     steps: int = Field(2, gt=0, description="chain steps with gradient per optimizer step")
     spinup_steps: int = Field(160, ge=0, description="steps from the training states before the first optimizer step")
@@ -66,6 +77,12 @@ class ClimateLossConfig(Strict):
     )
     min_degree: int = Field(1, ge=1, description="bands that start below this degree are left out of the term")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _weighted(self) -> ClimateLossConfig:
+        if self.weight == 0 and self.zonal_weight == 0:
+            raise ValueError("weight and zonal_weight are both 0: the climate loss would be no term")
+        return self
 
 
 def read_target(path: str, quantities: list[str], bands: list[str], key: str = "train.climate.target") -> torch.Tensor:
@@ -148,6 +165,10 @@ class ClimateConstraint(nn.Module):
         self.chains: torch.Tensor | None = None
         self.forcing: torch.Tensor | None = None
         self.ratio: torch.Tensor | None = None
+        self.zonal_moments: ZonalMoments | None = None
+        if config.zonal_weight > 0:
+            self.zonal_moments = ZonalMoments(config.target, "train.climate.target", normalizer, grid)
+        self.zonal: torch.Tensor | None = None
         in_term = [low >= config.min_degree for low, _ in self.ratio_of.band_power.bands]
         if not any(in_term):
             raise EmulatorError(f"train.climate.min_degree: {config.min_degree} leaves no band of degrees in the term")
@@ -173,23 +194,33 @@ class ClimateConstraint(nn.Module):
         if self.chains is None:
             raise EmulatorError("train.climate: the chains were not started")
         states = self._advance(stepper, self.chains, self.config.steps, (1, step))
-        ratio = self.ratio_of(torch.cat(states))
+        stacked = torch.cat(states)
+        ratio = self.ratio_of(stacked)
         if not bool(torch.isfinite(ratio).all()):
             raise EmulatorError(f"train.climate: the chains' band power is not finite at step {step}")
-        memory = self.config.memory
-        self.ratio = ratio.detach() if self.ratio is None else memory * self.ratio + (1 - memory) * ratio.detach()
+        self.ratio = self._running(self.ratio, ratio)
         self.chains = states[-1].detach()
         off = self.ratio.log()
         push = off.sign() * (off.abs() - math.log1p(self.config.tolerance)).clamp_min(0.0)
-        return self.config.weight * (push * ratio.log())[:, self.in_term].mean().float()
+        term = self.config.weight * (push * ratio.log())[:, self.in_term].mean().float()
+        if self.zonal_moments is not None:
+            moments = self.zonal_moments(stacked)
+            self.zonal = self._running(self.zonal, moments)
+            term = term + self.config.zonal_weight * self.zonal_moments.term(moments, self.zonal)
+        return term
+
+    def _running(self, running: torch.Tensor | None, current: torch.Tensor) -> torch.Tensor:
+        """The running mean (decay ``memory``) updated with ``current``."""
+        memory = self.config.memory
+        return current.detach() if running is None else memory * running + (1 - memory) * current.detach()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The chains, their forcing and the running ratio, for the resumable state."""
-        parts = {"chains": self.chains, "forcing": self.forcing, "ratio": self.ratio}
+        parts = {"chains": self.chains, "forcing": self.forcing, "ratio": self.ratio, "zonal": self.zonal}
         return {TENSOR_PREFIX + name: value.cpu() for name, value in parts.items() if value is not None}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        saved = {name: tensors.get(TENSOR_PREFIX + name) for name in ("chains", "forcing", "ratio")}
-        self.chains, self.forcing, self.ratio = (
+        saved = {name: tensors.get(TENSOR_PREFIX + name) for name in ("chains", "forcing", "ratio", "zonal")}
+        self.chains, self.forcing, self.ratio, self.zonal = (
             None if value is None else value.to(self.ratio_of.target.device) for value in saved.values()
         )

@@ -16,7 +16,10 @@ scorecard's ``spectrum_error``; the checkpoint kept is the one with the smallest
 chains of 100 days give a checkpoint's band ratios as the one-year, four-member
 benchmark does, to a correlation of 0.97-1.0 of their logarithms (7 checkpoints, session 19).
 Every check's band ratios go to ``<checkpoint>.climate.csv`` (:class:`ClimateLog`), so that
-a run shows which bands each snapshot gets right, not only its worst.
+a run shows which bands each snapshot gets right, not only its worst; when the target has
+``zonal_mean`` (:mod:`emulator.training.zonal_climate`), so do each channel's zonal-mean
+offset (area-weighted rms, physical units) and spread (rms, over the target's), which
+the error does not include.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+import xarray as xr
 from pydantic import Field
 
 from emulator.data.normalizer import Normalizer
@@ -35,6 +39,7 @@ from emulator.grid import Grid
 from emulator.perturbations import seeded_generator
 from emulator.schema import Strict
 from emulator.training.climate import BandPowerRatio, free_run
+from emulator.training.zonal_climate import ZonalMoments
 
 if TYPE_CHECKING:
     from emulator.stepper import Stepper
@@ -53,11 +58,13 @@ class ClimateValidationConfig(Strict):
 
 @dataclass(frozen=True)
 class ClimateScore:
-    """A check's largest band error, where it is, and every band's ratio ``(quantity, band)``."""
+    """A check's largest band error, where it is, every band's ratio ``(quantity, band)`` and, with a zonal
+    target, the zonal means' ``(2, channel)`` offset and spread (:meth:`ZonalMoments.summary`)."""
 
     error: float
     worst: str
     ratio: torch.Tensor
+    zonal: torch.Tensor | None = None
 
 
 class ClimateValidation:
@@ -75,31 +82,46 @@ class ClimateValidation:
         self.config, self.stepper, self.states = config, stepper, states
         key = "train.climate_validation.target"
         self.ratio_of = BandPowerRatio(config.target, key, normalizer, grid).to(states.device)
+        self.zonal_moments: ZonalMoments | None = None
+        with xr.open_dataset(config.target) as target:
+            if "zonal_mean" in target:
+                self.zonal_moments = ZonalMoments(config.target, key, normalizer, grid).to(states.device)
+        self.channels = list(normalizer.channels)
 
     @property
-    def bands(self) -> list[str]:
-        """Each ratio's ``"quantity band"``, in the order of :attr:`ClimateScore.ratio` flattened."""
+    def columns(self) -> list[str]:
+        """Each band ratio's ``"quantity band"`` (:attr:`ClimateScore.ratio` flattened), then each zonal figure's."""
         labels = self.ratio_of.band_power
-        return [f"{quantity} {band}" for quantity in labels.quantities for band in labels.labels]
+        bands = [f"{quantity} {band}" for quantity in labels.quantities for band in labels.labels]
+        if self.zonal_moments is None:
+            return bands
+        zonal = [f"zonal {figure} {channel}" for figure in ("offset", "spread") for channel in self.channels]
+        return bands + zonal
 
     @torch.no_grad()
     def __call__(self) -> ClimateScore:
         config = self.config
         generators = [seeded_generator((config.seed, chain, VALIDATION_STREAM)) for chain in range(len(self.states))]
         total = torch.zeros_like(self.ratio_of.target)
+        zonal_means = []
         runs = free_run(self.stepper, self.states, config.spinup_steps + config.steps, None, generators)
         for step, (state, _) in enumerate(runs):
             if step >= config.spinup_steps:
                 total += self.ratio_of(state)
+                zonal_means.append(state.float().mean(dim=-1))
         ratio = total.cpu() / config.steps
         error = (ratio - 1).abs().nan_to_num(math.inf, math.inf)
-        return ClimateScore(float(error.max()), self.bands[int(error.argmax())], ratio)
+        zonal = None
+        if self.zonal_moments is not None:
+            zonal = self.zonal_moments.summary(self.zonal_moments.moments(torch.cat(zonal_means))).cpu()
+        return ClimateScore(float(error.max()), self.columns[int(error.argmax())], ratio, zonal)
 
 
 class ClimateLog:
-    """``<checkpoint>.climate.csv``: each check's step, largest error and band ratios; cut back on resume."""
+    """``<checkpoint>.climate.csv``: each check's step, largest error, band ratios and zonal figures; cut back on
+    resume."""
 
-    def __init__(self, path: Path, bands: list[str], resumed_step: int) -> None:
+    def __init__(self, path: Path, columns: list[str], resumed_step: int) -> None:
         """A new file, keeping the checks up to ``resumed_step`` of an earlier one (0: none)."""
         rows: list[list[str]] = []
         if resumed_step and path.is_file():
@@ -107,11 +129,12 @@ class ClimateLog:
                 rows = [row for row in list(csv.reader(handle))[1:] if int(row[0]) <= resumed_step]
         self.file = path.open("w", newline="")
         self.writer = csv.writer(self.file)
-        self.writer.writerows([["step", "climate_error", *bands], *rows])
+        self.writer.writerows([["step", "climate_error", *columns], *rows])
         self.file.flush()
 
     def write(self, step: int, score: ClimateScore) -> None:
-        self.writer.writerow([step, score.error, *score.ratio.flatten().tolist()])
+        zonal = [] if score.zonal is None else score.zonal.flatten().tolist()
+        self.writer.writerow([step, score.error, *score.ratio.flatten().tolist(), *zonal])
         self.file.flush()
 
     def close(self) -> None:

@@ -298,7 +298,7 @@ def _run_stages(
     metrics = MetricsLog(path.with_suffix(".metrics.csv"), progress.metrics_rows)
     climate_log = None
     if climate_validation is not None:
-        climate_log = ClimateLog(path.with_suffix(".climate.csv"), climate_validation.bands, progress.step)
+        climate_log = ClimateLog(path.with_suffix(".climate.csv"), climate_validation.columns, progress.step)
 
     def save_progress() -> None:
         progress.metrics_rows = metrics.rows
