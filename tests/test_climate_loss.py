@@ -165,7 +165,7 @@ def test_the_zonal_term_moves_the_chains_zonal_mean_and_its_spread_to_the_target
     path = write_target(tmp_path / "target.nc", power_of(1.0), zonal_mean=zonal_mean)
     config = ClimateLossConfig(target=str(path), weight=0.0, zonal_weight=1.0, chains=4, spinup_steps=1, memory=0.8)
     # the mean moves with the gain and the spread, the variance with the spread only: each learnt in turn
-    for learnt, learning_rate in (("gain", 0.1), ("spread", 1e-3)):
+    for learnt, learning_rate in (("gain", 0.03), ("spread", 1e-3)):
         model = PatternAndSpread(truth.pattern, truth.offsets)
         frozen = model.spread if learnt == "gain" else model.gain
         frozen.requires_grad_(False).fill_(getattr(truth, "spread" if learnt == "gain" else "gain").item())
@@ -246,7 +246,7 @@ def test_climate_validation_scores_the_largest_band_error_and_names_it(tmp_path:
     torch.testing.assert_close(score.ratio, expected)
     assert score.worst == "kinetic_energy@250 16-31" and score.error == pytest.approx(1.0)
     assert score.zonal is not None, "the target has zonal means"
-    torch.testing.assert_close(score.zonal, torch.stack([offset, torch.zeros(3)]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(score.zonal, torch.stack([offset, torch.zeros(3)]), rtol=1e-4, atol=1e-3)
 
 
 def test_climate_validation_keeps_the_checkpoint_whose_free_runs_are_nearest_the_target(

@@ -5,11 +5,14 @@ little from day to day (the annular variability that much of the built-in world'
 power at degrees 1-3 is), nor a mean meridional circulation a non-divergent world
 cannot have. The target file's ``zonal_mean (..., channel, latitude)`` (``emulator
 world-climate``) gives, per channel and latitude, the climate's mean ``T`` and
-variance ``D^2`` over its days and years. The chains' states give their zonal mean's
-offset ``m`` from ``T`` and its variance ``v`` across states, all in the normalized
-units the model is trained in; with running means ``m_r``, ``v_r`` the term is the
-area-weighted mean of ``m_r * m + (v_r - D^2) * v``, whose gradient is that of
-``(m^2 + (v - D^2)^2) / 2`` with the running estimates in place of the noisy ones.
+variance ``D^2`` over its days and years. The chains' states give the mean ``m`` and
+the mean square ``s`` of their zonal mean's departure from ``T``, all in the normalized
+units the model is trained in; with running means ``m_r``, ``s_r`` the term is the
+area-weighted mean of ``m_r * m + (s_r - D^2) * s``, whose gradient is that of
+``(m^2 + (s - D^2)^2) / 2`` with the running estimates in place of the noisy ones. At
+its minimum the chains' zonal means have the target's mean and variance; the square is
+about ``T`` rather than about the few states' own mean, whose spread would
+underestimate the chains' variance.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ def read_zonal_target(path: str, channels: list[str], grid: Grid, key: str) -> t
 
 
 class ZonalMoments(nn.Module):
-    """Normalized states -> ``(2, channel, lat)``: their zonal mean's offset from the target's and its variance
-    across states; see the module docstring."""
+    """Normalized states -> ``(2, channel, lat)``: the mean and mean square of their zonal mean's departure from
+    the target's; see the module docstring."""
 
     def __init__(self, target: str, key: str, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
@@ -72,14 +75,17 @@ class ZonalMoments(nn.Module):
         return self.moments(states.float().mean(dim=-1))
 
     def moments(self, zonal: torch.Tensor) -> torch.Tensor:
-        """``(sample, channel, lat)`` normalized zonal means -> ``(2, channel, lat)``: offset and variance."""
-        return torch.stack([zonal.mean(dim=0) - self.target, zonal.var(dim=0, correction=0)])
+        """``(sample, channel, lat)`` normalized zonal means -> ``(2, channel, lat)``: mean and mean square of
+        their departure from the target's mean."""
+        departure = zonal - self.target
+        return torch.stack([departure.mean(dim=0), departure.square().mean(dim=0)])
 
     def summary(self, moments: torch.Tensor) -> torch.Tensor:
         """``(2, channel)``: the area-weighted rms offset (physical units) and the rms spread over the target's."""
-        offset = (moments[0].square() * self.weights).sum(dim=-1).sqrt() * self.channel_std
-        spread = ((moments[1] * self.weights).sum(dim=-1) / (self.target_variance * self.weights).sum(dim=-1)).sqrt()
-        return torch.stack([offset, spread])
+        offset, variance = moments[0], moments[1] - moments[0].square()
+        rms_offset = (offset.square() * self.weights).sum(dim=-1).sqrt() * self.channel_std
+        spread = ((variance * self.weights).sum(dim=-1) / (self.target_variance * self.weights).sum(dim=-1)).sqrt()
+        return torch.stack([rms_offset, spread])
 
     def term(self, current: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
         """The area-weighted mean, over channels and latitudes, of ``push * current``."""
