@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import xarray as xr
 from pydantic import Field, model_validator
 from torch import nn
 
@@ -50,6 +48,7 @@ from emulator.grid import Grid
 from emulator.perturbations import seeded_generator
 from emulator.schema import Strict
 from emulator.spectra import BandPower
+from emulator.training.climate_target import target_variable
 from emulator.training.zonal_climate import ZonalMoments
 
 if TYPE_CHECKING:
@@ -90,21 +89,15 @@ def read_target(path: str, quantities: list[str], bands: list[str], key: str = "
 
     Errors name the file and the config ``key`` that gave it.
     """
-    if not Path(path).is_file():
-        raise EmulatorError(f"{key}: {path} does not exist (emulator world-climate writes one)")
-    with xr.open_dataset(path) as dataset:
-        if "band_power" not in dataset:
-            raise EmulatorError(f"{key}: {path} has no variable 'band_power'")
-        power = dataset["band_power"]
-        if "band" not in power.dims or not set(bands) <= set(power["band"].values):
-            raise EmulatorError(f"{key}: {path}: band_power's bands do not include {', '.join(bands)}")
-        missing = next((name for name in quantities if name not in list(power["quantity"].values)), None)
-        if missing is not None:
-            raise EmulatorError(f"{key}: {path}: band_power has no quantity {missing!r}")
-        mean = power.sel(quantity=quantities, band=bands).mean(
-            [dim for dim in power.dims if dim not in ("quantity", "band")]
-        )
-        target = torch.from_numpy(mean.transpose("quantity", "band").values).double()
+    power = target_variable(path, "band_power", key)
+    if "band" not in power.dims or not set(bands) <= set(power["band"].values):
+        raise EmulatorError(f"{key}: {path}: band_power's bands do not include {', '.join(bands)}")
+    missing = next((name for name in quantities if name not in list(power["quantity"].values)), None)
+    if missing is not None:
+        raise EmulatorError(f"{key}: {path}: band_power has no quantity {missing!r}")
+    samples = [dim for dim in power.dims if dim not in ("quantity", "band")]
+    mean = power.sel(quantity=quantities, band=bands).mean(samples)
+    target = torch.from_numpy(mean.transpose("quantity", "band").values).double()
     if not bool((target > 0).all()):
         quantity, band = (int(i) for i in (~(target > 0)).nonzero()[0])
         raise EmulatorError(

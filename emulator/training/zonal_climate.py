@@ -17,16 +17,14 @@ underestimate the chains' variance.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-import xarray as xr
 from torch import nn
 
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.training.climate_target import target_variable
 
 
 def read_zonal_target(path: str, channels: list[str], grid: Grid, key: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,22 +32,17 @@ def read_zonal_target(path: str, channels: list[str], grid: Grid, key: str) -> t
 
     Errors name the file and the config ``key`` that gave it.
     """
-    if not Path(path).is_file():
-        raise EmulatorError(f"{key}: {path} does not exist (emulator world-climate writes one)")
-    with xr.open_dataset(path) as dataset:
-        if "zonal_mean" not in dataset:
-            raise EmulatorError(f"{key}: {path} has no variable 'zonal_mean' (emulator world-climate writes it)")
-        zonal = dataset["zonal_mean"]
-        missing = next((name for name in channels if name not in list(zonal["channel"].values)), None)
-        if missing is not None:
-            raise EmulatorError(f"{key}: {path}: zonal_mean has no channel {missing!r}")
-        latitudes = zonal["latitude"].values
-        if latitudes.shape != (grid.nlat,) or not np.allclose(latitudes, grid.latitudes, atol=1e-3):
-            raise EmulatorError(f"{key}: {path}: zonal_mean's latitudes are not the model grid's ({grid.nlat}, N to S)")
-        daily = zonal.sel(channel=channels).transpose(..., "channel", "latitude")
-        samples = [dim for dim in daily.dims if dim not in ("channel", "latitude")]
-        moments = [daily.mean(samples), daily.std(samples)]
-        mean, std = (torch.from_numpy(moment.values).double() for moment in moments)
+    zonal = target_variable(path, "zonal_mean", key)
+    missing = next((name for name in channels if name not in list(zonal["channel"].values)), None)
+    if missing is not None:
+        raise EmulatorError(f"{key}: {path}: zonal_mean has no channel {missing!r}")
+    latitudes = zonal["latitude"].values
+    if latitudes.shape != (grid.nlat,) or not np.allclose(latitudes, grid.latitudes, atol=1e-3):
+        raise EmulatorError(f"{key}: {path}: zonal_mean's latitudes are not the model grid's ({grid.nlat}, N to S)")
+    daily = zonal.sel(channel=channels).transpose(..., "channel", "latitude")
+    samples = [dim for dim in daily.dims if dim not in ("channel", "latitude")]
+    moments = [daily.mean(samples), daily.std(samples)]
+    mean, std = (torch.from_numpy(moment.values).double() for moment in moments)
     return mean, std
 
 
