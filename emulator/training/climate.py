@@ -197,7 +197,7 @@ class ClimateConstraint(nn.Module):
         push = off.sign() * (off.abs() - math.log1p(self.config.tolerance)).clamp_min(0.0)
         term = self.config.weight * (push * ratio.log())[:, self.in_term].mean().float()
         if self.zonal_moments is not None:
-            moments = self.zonal_moments(stacked)
+            moments = self.zonal_moments(stacked, None if self.zonal is None else self.zonal[0])
             self.zonal = self._running(self.zonal, moments)
             term = term + self.config.zonal_weight * self.zonal_moments.term(moments, self.zonal)
         return term

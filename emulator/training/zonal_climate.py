@@ -5,14 +5,14 @@ little from day to day (the annular variability that much of the built-in world'
 power at degrees 1-3 is), nor a mean meridional circulation a non-divergent world
 cannot have. The target file's ``zonal_mean (..., channel, latitude)`` (``emulator
 world-climate``) gives, per channel and latitude, the climate's mean ``T`` and
-variance ``D^2`` over its days and years. The chains' states give the mean ``m`` and
-the mean square ``s`` of their zonal mean's departure from ``T``, all in the normalized
-units the model is trained in; with running means ``m_r``, ``s_r`` the term is the
-area-weighted mean of ``m_r * m + (s_r - D^2) * s``, whose gradient is that of
-``(m^2 + (s - D^2)^2) / 2`` with the running estimates in place of the noisy ones. At
-its minimum the chains' zonal means have the target's mean and variance; the square is
-about ``T`` rather than about the few states' own mean, whose spread would
-underestimate the chains' variance.
+variance ``D^2`` over its days and years. The chains' states give the mean ``m`` of their
+zonal mean's departure from ``T`` and its variance ``v`` about the running mean ``m_r``
+of ``m``, all in the normalized units the model is trained in; with the running mean
+``v_r`` of ``v`` the term is the area-weighted mean of ``m_r * m + (v_r - D^2) * v``,
+whose gradient is that of ``(m^2 + (v - D^2)^2) / 2`` with the running estimates in
+place of the noisy ones. The variance is about ``m_r``: about the few states' own mean
+it would be short by a share of ``1 / chains`` at least, and about ``T`` it would
+reward moving the mean away while the variance is short.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def read_zonal_target(path: str, channels: list[str], grid: Grid, key: str) -> t
 
 
 class ZonalMoments(nn.Module):
-    """Normalized states -> ``(2, channel, lat)``: the mean and mean square of their zonal mean's departure from
-    the target's; see the module docstring."""
+    """Normalized states -> ``(2, channel, lat)``: the mean of their zonal mean's departure from the target's and
+    its variance about a given centre; see the module docstring."""
 
     def __init__(self, target: str, key: str, normalizer: Normalizer, grid: Grid) -> None:
         super().__init__()
@@ -64,18 +64,20 @@ class ZonalMoments(nn.Module):
         self.channel_std: torch.Tensor
         self.register_buffer("channel_std", channel_std[:, 0].float(), persistent=False)
 
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.moments(states.float().mean(dim=-1))
+    def forward(self, states: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
+        return self.moments(states.float().mean(dim=-1), centre)
 
-    def moments(self, zonal: torch.Tensor) -> torch.Tensor:
-        """``(sample, channel, lat)`` normalized zonal means -> ``(2, channel, lat)``: mean and mean square of
-        their departure from the target's mean."""
+    def moments(self, zonal: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
+        """``(sample, channel, lat)`` normalized zonal means -> ``(2, channel, lat)``: the mean departure from the
+        target's mean, and the variance about ``centre`` (a departure; ``None``: about the samples' own mean)."""
         departure = zonal - self.target
-        return torch.stack([departure.mean(dim=0), departure.square().mean(dim=0)])
+        offset = departure.mean(dim=0)
+        centre = offset.detach() if centre is None else centre
+        return torch.stack([offset, (departure - centre).square().mean(dim=0)])
 
     def summary(self, moments: torch.Tensor) -> torch.Tensor:
         """``(2, channel)``: the area-weighted rms offset (physical units) and the rms spread over the target's."""
-        offset, variance = moments[0], moments[1] - moments[0].square()
+        offset, variance = moments[0], moments[1]
         rms_offset = (offset.square() * self.weights).sum(dim=-1).sqrt() * self.channel_std
         spread = ((variance * self.weights).sum(dim=-1) / (self.target_variance * self.weights).sum(dim=-1)).sqrt()
         return torch.stack([rms_offset, spread])
