@@ -25,8 +25,7 @@ from emulator.config import WorldConfig
 from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.spectra import OCTAVE_BANDS
-from emulator.world.climate import DAYS_PER_YEAR, Diagnostics, climate_dataset
-from emulator.world.climate import simulate_climate as simulate_year_members
+from emulator.world.climate import DAYS_PER_YEAR, Diagnostics, climate_dataset, simulate_climate
 
 BANDS = OCTAVE_BANDS
 BAND_TOLERANCE = 0.1  # issue 5's target: every band's power within 10 % of the truth climate's
@@ -97,22 +96,17 @@ def _provenance(world: WorldConfig, channels: list[str], years: int, days: int) 
     return {"world_config": world_config, "recipe": json.dumps(recipe)}
 
 
-def simulate_climate(world: WorldConfig, diagnostics: Diagnostics, years: int, days: int = DAYS_PER_YEAR) -> Climate:
-    """``years`` members of the world (seeds ``SEED_BASE`` on), spun up, then ``days`` daily diagnostics each."""
-    daily = simulate_year_members(world, diagnostics, years, SEED_BASE, days)
-    return Climate(daily.energy, daily.bands)
-
-
 def world_climate(
     world: WorldConfig, diagnostics: Diagnostics, years: int, cache: Path, days: int = DAYS_PER_YEAR
 ) -> Climate:
-    """The climate of :func:`simulate_climate`, from ``cache`` if it holds this recipe's, else simulated and cached."""
+    """``years`` members of the world (seeds ``SEED_BASE`` on), spun up, then ``days`` daily diagnostics each:
+    from ``cache`` if it holds this recipe's, else simulated and cached."""
     provenance = _provenance(world, diagnostics.channels, years, days)
     if cache.exists():
         with xr.open_dataset(cache) as stored:
             if {key: stored.attrs.get(key) for key in provenance} == provenance:
                 return Climate(torch.from_numpy(stored.energy.values), torch.from_numpy(stored.band_power.values))
-    daily = simulate_year_members(world, diagnostics, years, SEED_BASE, days)
+    daily = simulate_climate(world, diagnostics, years, SEED_BASE, days)
     climate = Climate(daily.energy, daily.bands)
     dataset = climate_dataset(daily, diagnostics, **provenance)
     cache.parent.mkdir(parents=True, exist_ok=True)
