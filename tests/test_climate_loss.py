@@ -17,6 +17,8 @@ from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.models.registry import build_model
+from emulator.models.sfno import SFNOConfig
 from emulator.spectra import BandPower, PowerSpectrum
 from emulator.stepper import Stepper
 from emulator.training.climate import ClimateConstraint, ClimateLossConfig, read_target
@@ -196,6 +198,40 @@ def test_zonal_target_is_checked_for_its_variable_channels_and_latitudes(tmp_pat
     ):
         with pytest.raises(EmulatorError, match=rf"key: .*{name}.nc:? {message}"):
             read_zonal_target(str(tmp_path / f"{name}.nc"), CHANNELS, GRID, "key")
+
+
+def chain_gradients(target: Path, recompute: bool) -> tuple[int, list[torch.Tensor]]:
+    """Bytes the autograd graph keeps in the forward of a six-step window, and the parameters' gradients."""
+    torch.manual_seed(0)
+    model = build_model(SFNOConfig(embed_dim=8, num_layers=2), 3, 3, GRID)
+    normalizer = Normalizer(tuple(CHANNELS), np.zeros(3), STD.double().numpy(), np.ones(3))
+    stepper = Stepper(model, normalizer, StepperConfig(spectral_filter={"strength": 0.1, "order": 4}), GRID)
+    config = ClimateLossConfig(
+        target=str(target), zonal_weight=1.0, chains=2, steps=6, spinup_steps=0, recompute=recompute
+    )
+    climate = ClimateConstraint(config, normalizer, GRID)
+    climate.start(stepper, random_fields(1, batch=2))
+    kept = 0
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal kept
+        kept += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        term = climate(stepper, 0)
+    term.backward()
+    return kept, [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+
+
+def test_recomputed_chain_steps_give_the_same_gradient_for_a_fraction_of_the_memory(tmp_path: Path) -> None:
+    target = write_target(tmp_path / "target.nc", power_of(1.0))
+    kept, gradients = chain_gradients(target, recompute=False)
+    kept_recomputing, gradients_recomputing = chain_gradients(target, recompute=True)
+    assert len(gradients) == len(list(build_model(SFNOConfig(embed_dim=8, num_layers=2), 3, 3, GRID).parameters()))
+    for plain, recomputed in zip(gradients, gradients_recomputing, strict=True):
+        torch.testing.assert_close(recomputed, plain)
+    assert kept_recomputing < kept / 4, (kept_recomputing, kept)
 
 
 def world_climate_target(config: Path, path: Path) -> Path:

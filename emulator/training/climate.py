@@ -18,7 +18,9 @@ weighs the term ``weight * mean(log M * log R)``, whose gradient is that of
 ``weight * mean((log R)^2) / 2`` with the running estimate in place of the noisy one:
 every band is pushed toward the target as far as the chains' recent climate is off.
 The gradient goes through ``steps`` steps only, so modes that change slowly (degree
-1 of the built-in world) are pushed weakly. With ``tolerance`` ``t`` a band is pushed
+1 of the built-in world) are pushed weakly; with ``recompute`` each step's activations
+are recomputed in the backward pass instead of kept (:func:`torch.utils.checkpoint`),
+so the memory of a long window is that of its states and one step. With ``tolerance`` ``t`` a band is pushed
 only by as much as ``|log M|`` exceeds ``log(1 + t)`` (a band within ``t`` of the
 target is left alone), and ``min_degree`` leaves the bands below it out (few chains
 estimate degree 1 worst).
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING
 import torch
 from pydantic import Field, model_validator
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
@@ -75,6 +78,9 @@ class ClimateLossConfig(Strict):
         0.0, ge=0, lt=1, description="a band is pushed only by as much as its running ratio is off by more than this"
     )
     min_degree: int = Field(1, ge=1, description="bands that start below this degree are left out of the term")
+    recompute: bool = Field(
+        False, description="recompute each chain step's activations in the backward pass: memory of one step, not steps"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -131,11 +137,13 @@ def free_run(
     steps: int,
     forcing: torch.Tensor | None,
     generators: Sequence[torch.Generator],
+    recompute: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``steps`` steps of free-running ``state`` (no forcings), each with its stochastic forcing's AR(1) state
     ``(band, chain, channel, lat, lon)``.
 
-    The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state.
+    The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state. With
+    ``recompute`` each step keeps only its inputs for the backward pass and runs again there.
     """
     stochastic = stepper.stochastic_forcing
     empty = state.new_zeros(1, 0, *state.shape[-2:])
@@ -144,7 +152,10 @@ def free_run(
         if stochastic is not None:
             forcing = stochastic.advance(forcing, generators).to(state.device)
             noise = forcing.sum(dim=0)
-        state = stepper.step(state, empty, noise)
+        if recompute and torch.is_grad_enabled():
+            state = checkpoint(stepper.step, state, empty, noise, use_reentrant=False)
+        else:
+            state = stepper.step(state, empty, noise)
         yield state, forcing
 
 
@@ -171,7 +182,7 @@ class ClimateConstraint(nn.Module):
     def _advance(self, stepper: Stepper, state: torch.Tensor, steps: int, key: tuple[int, ...]) -> list[torch.Tensor]:
         """``steps`` steps of the chains; their stochastic forcing's red noise carries on from the last call."""
         generators = [seeded_generator((self.config.seed, *key, chain, CHAIN_STREAM)) for chain in range(len(state))]
-        taken = list(free_run(stepper, state, steps, self.forcing, generators))
+        taken = list(free_run(stepper, state, steps, self.forcing, generators, self.config.recompute))
         if taken:
             self.forcing = taken[-1][1]
         return [advanced for advanced, _ in taken]
