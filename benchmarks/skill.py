@@ -67,6 +67,8 @@ from benchmarks.world_climate import (
     bands_within,
     spectrum_error,
     world_climate,
+    zonal_offset,
+    zonal_spread,
 )
 from emulator.checkpoint import Checkpoint, load_checkpoint
 from emulator.config import Config, StepperConfig, load_config
@@ -285,7 +287,9 @@ def planetary_factor(powers: torch.Tensor, truth: torch.Tensor, modes: Planetary
     return factor, f"{QUANTITIES[quantity]} {modes.labels[mode]}"
 
 
-def truth_floor(climate: Climate, member_years: int, suffix: str, bench: str, device: torch.device) -> None:
+def truth_floor(
+    climate: Climate, channels: list[str], member_years: int, suffix: str, bench: str, device: torch.device
+) -> None:
     """The truth's own scores in windows of ``member_years``: the noise below which no model can be judged."""
     if member_years >= climate.years:
         note(f"no truth floor{suffix}: {member_years} member-years need more than the truth's {climate.years}")
@@ -296,6 +300,29 @@ def truth_floor(climate: Climate, member_years: int, suffix: str, bench: str, de
     emit(bench, f"spectrum_error_truth_floor{suffix}", floor.spectrum_error, config, device)
     emit(bench, f"bands_within_tolerance_truth_floor{suffix}", floor.bands_within, config, device)
     emit(bench, f"every_band_within_tolerance_truth_share{suffix}", floor.every_band_share, config, device)
+    for channel, offset in zip(channels, floor.zonal_offset.tolist(), strict=True):
+        emit(bench, f"zonal_offset_truth_floor{suffix}", offset, config | {"channel": channel}, device)
+
+
+def zonal_scores(
+    zonal: torch.Tensor,
+    climate: Climate,
+    channels: list[str],
+    figures: str,
+    at: dict[str, object],
+    bench: str,
+    device: torch.device,
+) -> None:
+    """The jets of a window's ``(sample, channel, lat)`` daily zonal means against the truth's: per channel the rms
+    offset of their mean (physical units) and their day-to-day spread over the truth's, as ``zonal_*{figures}``."""
+    truth = climate.zonal.flatten(0, 1)
+    offsets = zonal_offset(zonal, truth, climate.weights).tolist()
+    spreads = zonal_spread(zonal, truth, climate.weights).tolist()
+    rows = ", ".join(f"{name} {o:.3g} ({s:.2f})" for name, o, s in zip(channels, offsets, spreads, strict=True))
+    note(f"{figures.strip('_')}: zonal means' rms offset from the truth's (their spread over the truth's): {rows}")
+    for channel, offset, spread_ratio in zip(channels, offsets, spreads, strict=True):
+        emit(bench, f"zonal_offset{figures}", offset, at | {"channel": channel}, device)
+        emit(bench, f"zonal_spread{figures}", spread_ratio, at | {"channel": channel}, device)
 
 
 def long_rollout(
@@ -351,11 +378,12 @@ def controlled_rollout(
     marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
     config = {"years": years, "members": members, "truth_years": climate.years, "controls": describe_controls(controls)}
     for suffix, window in windows.items():
-        truth_floor(climate, members * max(1, window // YEAR_DAYS), suffix, bench, device)
+        truth_floor(climate, checkpoint.prognostic, members * max(1, window // YEAR_DAYS), suffix, bench, device)
     kept = max(windows.values())
     energy: list[float] = []
     annual: list[float] = []
     bands: list[torch.Tensor] = []
+    zonal: list[torch.Tensor] = []
     powers: list[torch.Tensor] = []
     mode_powers: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
@@ -364,6 +392,7 @@ def controlled_rollout(
             reached = step
             energy = [*energy[1 - kept :], float(diagnostics.energy(state).mean())]
             bands = [*bands[1 - kept :], diagnostics.bands(state).mean(dim=0)]
+            zonal = [*zonal[1 - kept :], state.mean(dim=-1).cpu()]
             powers = [*powers[1 - kept :], manifold.powers(state)]
             mode_powers = [*mode_powers[1 - kept :], modes.powers(state)]
             for suffix, window in windows.items():
@@ -376,6 +405,8 @@ def controlled_rollout(
                     within = bands_within(window_bands, truth_bands)
                     tolerance = {"tolerance": BAND_TOLERANCE, "bands": window_bands.numel()}
                     emit(bench, f"bands_within_tolerance{suffix}_{marks[step]}", within, at | tolerance, device)
+                    figures = f"{suffix}_{marks[step]}"
+                    zonal_scores(torch.cat(zonal[-window:]), climate, checkpoint.prognostic, figures, at, bench, device)
                     shares = manifold_shares(torch.stack(powers[-window:]).mean(dim=0), truth_shares, label)
                     for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):
                         figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())

@@ -5,8 +5,9 @@ years differ by up to 31 % in a band (session 7). Here the world's solver runs
 ``years`` independent members at once (:mod:`emulator.world.climate`; seeds
 ``SEED_BASE`` on, never used by the demo, training or held-out stores, nor by a
 climate loss's target), each spun up as the held-out store is, then one year each,
-keeping one sample a day of the area-mean kinetic energy and the band-averaged
-power of every channel and of the kinetic energy spectrum. The
+keeping one sample a day of the area-mean kinetic energy, the band-averaged
+power of every channel and of the kinetic energy spectrum, and every channel's
+zonal mean (where the jets are, and how much they vary from day to day). The
 daily diagnostics are cached as NetCDF next to the stores, keyed by everything
 that made them, so the 35 minutes of simulation (two cores) are spent once.
 """
@@ -50,14 +51,33 @@ class Floor:
     spectrum_error: float  # largest relative error of a band
     bands_within: float  # bands within the tolerance
     every_band_share: float  # the share of windows with every band within the tolerance
+    zonal_offset: torch.Tensor  # (channel,) rms offset of the mean zonal mean, physical units
+
+
+def zonal_offset(zonal: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(channel,)``: area-weighted rms difference of the mean zonal means of ``(sample, channel, lat)`` days."""
+    return ((zonal.mean(dim=0) - reference.mean(dim=0)).square() * weights).sum(dim=-1).sqrt()
+
+
+def zonal_spread(zonal: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(channel,)``: area-weighted rms day-to-day deviation of ``(sample, channel, lat)`` zonal means over
+    ``reference``'s, each about its own mean."""
+
+    def variance(days: torch.Tensor) -> torch.Tensor:
+        return (days.var(dim=0, correction=0) * weights).sum(dim=-1)
+
+    return (variance(zonal) / variance(reference)).sqrt()
 
 
 @dataclass
 class Climate:
-    """Daily diagnostics of independent years: ``energy (year, day)``, ``bands (year, day, quantity, band)``."""
+    """Daily diagnostics of independent years: ``energy (year, day)``, ``bands (year, day, quantity, band)``,
+    ``zonal (year, day, channel, lat)`` and the latitudes' area ``weights`` (summing to one)."""
 
     energy: torch.Tensor
     bands: torch.Tensor
+    zonal: torch.Tensor
+    weights: torch.Tensor
 
     @property
     def years(self) -> int:
@@ -77,7 +97,7 @@ class Climate:
         windows = [range(start, start + window_years) for start in starts]
         if not windows:
             raise EmulatorError(f"a {window_years}-year window needs more than {self.years} years of truth")
-        energy_errors, spectrum_errors, within = [], [], []
+        energy_errors, spectrum_errors, within, offsets = [], [], [], []
         for window in windows:
             inside = torch.zeros(self.years, dtype=torch.bool)
             inside[list(window)] = True
@@ -85,9 +105,12 @@ class Climate:
             bands, others = self.bands[inside].mean(dim=(0, 1)), self.bands[~inside].mean(dim=(0, 1))
             spectrum_errors.append(spectrum_error(bands, others))
             within.append(bands_within(bands, others))
+            days, other_days = self.zonal[inside].flatten(0, 1), self.zonal[~inside].flatten(0, 1)
+            offsets.append(zonal_offset(days, other_days, self.weights))
         every_band = sum(count == self.bands[0, 0].numel() for count in within) / len(windows)
         median_within = float(statistics.median(within))
-        return Floor(statistics.median(energy_errors), statistics.median(spectrum_errors), median_within, every_band)
+        median_errors = statistics.median(energy_errors), statistics.median(spectrum_errors)
+        return Floor(*median_errors, median_within, every_band, torch.stack(offsets).quantile(0.5, dim=0))
 
 
 def _provenance(world: WorldConfig, channels: list[str], years: int, days: int) -> dict[str, str]:
@@ -100,14 +123,17 @@ def world_climate(
     world: WorldConfig, diagnostics: Diagnostics, years: int, cache: Path, days: int = DAYS_PER_YEAR
 ) -> Climate:
     """``years`` members of the world (seeds ``SEED_BASE`` on), spun up, then ``days`` daily diagnostics each:
-    from ``cache`` if it holds this recipe's, else simulated and cached."""
+    from ``cache`` if it holds this recipe's (and zonal means), else simulated and cached."""
     provenance = _provenance(world, diagnostics.channels, years, days)
+    weights = torch.from_numpy(diagnostics.grid.area_weights)
+    weights = weights / weights.sum()
     if cache.exists():
         with xr.open_dataset(cache) as stored:
-            if {key: stored.attrs.get(key) for key in provenance} == provenance:
-                return Climate(torch.from_numpy(stored.energy.values), torch.from_numpy(stored.band_power.values))
+            if {key: stored.attrs.get(key) for key in provenance} == provenance and "zonal_mean" in stored:
+                variables = (stored[name].values for name in ("energy", "band_power", "zonal_mean"))
+                return Climate(*(torch.from_numpy(values) for values in variables), weights)
     daily = simulate_climate(world, diagnostics, years, SEED_BASE, days)
-    climate = Climate(daily.energy, daily.bands)
+    climate = Climate(daily.energy, daily.bands, daily.zonal_mean, weights)
     dataset = climate_dataset(daily, diagnostics, **provenance)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as temporary:

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 import xarray as xr
 
-from benchmarks.world_climate import Climate, Diagnostics, bands_within, world_climate
+from benchmarks.world_climate import Climate, Diagnostics, bands_within, world_climate, zonal_offset, zonal_spread
 from emulator.config import WorldConfig
 from emulator.grid import Grid
 
@@ -18,6 +18,7 @@ def test_members_are_independent_years_and_the_cache_is_reused_only_for_its_reci
     cache = tmp_path / "climate.nc"
     climate = world_climate(WORLD, diagnostics, 2, cache, days=2)
     assert climate.energy.shape == (2, 2) and climate.bands.shape == (2, 2, 4, 5)
+    assert climate.zonal.shape == (2, 2, 3, WORLD.physics.nlat) and abs(float(climate.weights.sum()) - 1) < 1e-12
     assert torch.isfinite(climate.bands).all() and (climate.bands > 0).all()
     assert not torch.allclose(climate.bands[0], climate.bands[1], rtol=1e-3), "members follow their own seeds"
     stored = xr.open_dataset(cache)
@@ -25,16 +26,22 @@ def test_members_are_independent_years_and_the_cache_is_reused_only_for_its_reci
     stored.close()
     cached = world_climate(WORLD, diagnostics, 2, cache, days=2)
     assert torch.equal(cached.energy, climate.energy) and torch.equal(cached.bands, climate.bands)
+    torch.testing.assert_close(cached.zonal, climate.zonal)
     more = world_climate(WORLD, diagnostics, 3, cache, days=2)
     assert more.years == 3
     torch.testing.assert_close(more.bands[:2], climate.bands, rtol=1e-3, atol=0)
+
+
+def climate_of(energy: torch.Tensor, bands: torch.Tensor) -> Climate:
+    """A climate of two latitudes whose zonal means are zero."""
+    return Climate(energy, bands, torch.zeros(*energy.shape, 3, 2), torch.full((2,), 0.5))
 
 
 def test_floor_is_the_median_error_of_a_window_against_the_other_years() -> None:
     energy = torch.tensor([1.0, 2.0, 3.0, 4.0])[:, None].expand(4, 3)
     bands = energy[:, :, None, None].expand(4, 3, 4, 5).clone()
     bands[3, :, 2, 4] *= 3.0  # one band of the last year three times as strong
-    climate = Climate(energy, bands)
+    climate = climate_of(energy, bands)
     assert climate.mean()[0] == 2.5
     floor = climate.floor(2)
     # windows {1, 2} against {3, 4} and the reverse: |1.5/3.5 - 1| and |3.5/1.5 - 1|
@@ -49,11 +56,11 @@ def test_floor_counts_the_bands_a_perfect_model_gets_within_the_tolerance() -> N
     bands = torch.ones(4, 3, 4, 5)
     bands[3, :, 0, 0] = 1.2  # one band of the last year 20 % strong: 6.7 % above the other years' mean
     bands[2, :, 1, 1] = 2.0  # and another of the third year twice as strong
-    floor = Climate(torch.ones(4, 3), bands).floor(1)
+    floor = climate_of(torch.ones(4, 3), bands).floor(1)
     # year by year: 19 (1.0 / (4/3) in the doubled band), 19, 19 (2.0 / 1.0), 18 (1.2 / 1.0 and 1.0 / (4/3))
     assert floor.bands_within == 19.0 and floor.every_band_share == 0.0
     bands[2, :, 1, 1] = 1.05  # now only the last year misses a band: 20, 20, 20, 19
-    floor = Climate(torch.ones(4, 3), bands).floor(1)
+    floor = climate_of(torch.ones(4, 3), bands).floor(1)
     assert floor.bands_within == 20.0 and floor.every_band_share == 0.75
     assert floor.energy == 0.0 and abs(floor.spectrum_error - (1 - 1 / (3.2 / 3))) < 1e-6  # 1.0 / (3.2 / 3)
 
@@ -63,3 +70,19 @@ def test_bands_within_the_tolerance_are_counted_on_both_sides_of_the_truth() -> 
     bands = torch.tensor([[2.0, 2.18, 1.82], [2.22, 1.0, 4.0]])
     assert bands_within(bands, truth) == 3
     assert bands_within(bands, truth, tolerance=0.5) == 5
+
+
+def test_zonal_offset_and_spread_are_area_weighted_and_the_floor_takes_the_median_window() -> None:
+    weights = torch.tensor([0.25, 0.75])
+    days = torch.tensor([[1.0, 2.0], [3.0, 2.0]])[:, None].expand(2, 3, 2)  # two days, three channels alike
+    reference = torch.tensor([[0.0, 0.0], [0.0, 4.0]])[:, None].expand(2, 3, 2)
+    # means (2, 2) against (0, 2): offset sqrt(0.25 * 4); variances (1, 0) against (0, 4): sqrt(0.25 / 3)
+    torch.testing.assert_close(zonal_offset(days, reference, weights), torch.full((3,), 1.0))
+    torch.testing.assert_close(zonal_spread(days, reference, weights), torch.full((3,), (0.25 / 3) ** 0.5))
+    zonal = torch.zeros(4, 2, 3, 2)
+    zonal[:, :, 1, 0] = torch.tensor([1.0, 2.0, 3.0, 10.0])[:, None]  # u at the first latitude, year by year
+    climate = Climate(torch.ones(4, 2), torch.ones(4, 2, 4, 5), zonal, weights)
+    # year 1 against years 2-4: |1 - 5| * 0.5; year 2: |2 - 14/3|; year 3: |3 - 13/3|; year 4: |10 - 2|
+    offsets = sorted(abs(year - (16 - year) / 3) * 0.5 for year in (1.0, 2.0, 3.0, 10.0))
+    median = (offsets[1] + offsets[2]) / 2
+    torch.testing.assert_close(climate.floor(1).zonal_offset, torch.tensor([0.0, median, 0.0]))
