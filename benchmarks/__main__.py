@@ -17,10 +17,11 @@ BENCHMARKS = (
     "ensemble_amplitude",
     "climate",
     "one_step_bias",
+    "climate_window",
 )
 OPTIONS = {
     "years": ("skill", "climate"),
-    "checkpoint": ("skill", "climate", "one_step_bias"),
+    "checkpoint": ("skill", "climate", "one_step_bias", "climate_window"),
     "members": ("climate",),
     "store": ("one_step_bias",),
     "overrides": ("skill", "climate", "one_step_bias"),
@@ -34,7 +35,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
     parser.add_argument(
-        "--checkpoint", help="skill, climate, one_step_bias: the checkpoint to score (default: the committed one)"
+        "--checkpoint",
+        help="skill, climate, one_step_bias, climate_window: the checkpoint to score (default: the committed one)",
     )
     parser.add_argument("--members", type=int, help="climate: rollouts run as one batch and averaged (default 1)")
     parser.add_argument("--store", help="one_step_bias: the truth store to step from (default: the held-out world)")

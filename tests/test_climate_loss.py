@@ -11,6 +11,7 @@ import xarray as xr
 from torch import nn
 from torch_harmonics import InverseRealSHT
 
+from benchmarks.climate_window import saved_bytes
 from emulator.checkpoint import load_checkpoint
 from emulator.cli import main
 from emulator.config import StepperConfig
@@ -211,15 +212,7 @@ def chain_gradients(target: Path, recompute: bool) -> tuple[int, list[torch.Tens
     )
     climate = ClimateConstraint(config, normalizer, GRID)
     climate.start(stepper, random_fields(1, batch=2))
-    kept = 0
-
-    def keep(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal kept
-        kept += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-        term = climate(stepper, 0)
+    kept, term = saved_bytes(lambda: climate(stepper, 0))
     term.backward()
     return kept, [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
 
