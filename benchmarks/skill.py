@@ -68,6 +68,7 @@ from benchmarks.world_climate import (
     spectrum_error,
     world_climate,
     zonal_offset,
+    zonal_persistence,
     zonal_spread,
 )
 from emulator.checkpoint import Checkpoint, load_checkpoint
@@ -99,6 +100,7 @@ YEARS, OFF_YEARS = 100.0, 1.0
 MARK_YEARS = (1, *range(10, 101, 10))
 YEARS_QUICK = 300 / (YEAR_DAYS * STEPS_PER_DAY)
 TRUTH_MANIFOLD_EVERY_DAYS = 4
+PERSISTENCE_LAGS = (1, 5, 10)  # days at which the autocorrelation of zonal-mean departures is scored
 
 
 @dataclass
@@ -313,16 +315,31 @@ def zonal_scores(
     bench: str,
     device: torch.device,
 ) -> None:
-    """The jets of a window's ``(sample, channel, lat)`` daily zonal means against the truth's: per channel the rms
-    offset of their mean (physical units) and their day-to-day spread over the truth's, as ``zonal_*{figures}``."""
-    truth = climate.zonal.flatten(0, 1)
-    offsets = zonal_offset(zonal, truth, climate.weights).tolist()
-    spreads = zonal_spread(zonal, truth, climate.weights).tolist()
-    rows = ", ".join(f"{name} {o:.3g} ({s:.2f})" for name, o, s in zip(channels, offsets, spreads, strict=True))
-    note(f"{figures.strip('_')}: zonal means' rms offset from the truth's (their spread over the truth's): {rows}")
-    for channel, offset, spread_ratio in zip(channels, offsets, spreads, strict=True):
-        emit(bench, f"zonal_offset{figures}", offset, at | {"channel": channel}, device)
-        emit(bench, f"zonal_spread{figures}", spread_ratio, at | {"channel": channel}, device)
+    """The jets of a window's ``(day, member, channel, lat)`` daily zonal means against the truth's, per channel:
+    the rms offset of their mean (physical units), their day-to-day spread over the truth's, and how long their
+    departures last (lag autocorrelation at ``PERSISTENCE_LAGS`` days, the truth's beside it), as
+    ``zonal_*{figures}``."""
+    truth = climate.zonal.transpose(0, 1)
+    scores = {
+        "offset": zonal_offset(zonal.flatten(0, 1), truth.flatten(0, 1), climate.weights),
+        "spread": zonal_spread(zonal.flatten(0, 1), truth.flatten(0, 1), climate.weights),
+    }
+    truths: dict[str, torch.Tensor] = {}
+    for lag in (lag for lag in PERSISTENCE_LAGS if lag < min(len(zonal), len(truth))):
+        scores[f"persistence_{lag}d"] = zonal_persistence(zonal, lag, climate.weights)
+        truths[f"persistence_{lag}d"] = zonal_persistence(truth, lag, climate.weights)
+    for index, channel in enumerate(channels):
+        row = ", ".join(
+            f"{name} {float(values[index]):.3g}"
+            + (f" (truth {float(truths[name][index]):.3g})" if name in truths else "")
+            for name, values in scores.items()
+        )
+        note(f"{figures.strip('_')}: {channel}'s zonal mean: {row}")
+        for name, values in scores.items():
+            config = at | {"channel": channel}
+            if name in truths:
+                config["truth_autocorrelation"] = round(float(truths[name][index]), 4)
+            emit(bench, f"zonal_{name}{figures}", float(values[index]), config, device)
 
 
 def long_rollout(
@@ -405,8 +422,8 @@ def controlled_rollout(
                     within = bands_within(window_bands, truth_bands)
                     tolerance = {"tolerance": BAND_TOLERANCE, "bands": window_bands.numel()}
                     emit(bench, f"bands_within_tolerance{suffix}_{marks[step]}", within, at | tolerance, device)
-                    figures = f"{suffix}_{marks[step]}"
-                    zonal_scores(torch.cat(zonal[-window:]), climate, checkpoint.prognostic, figures, at, bench, device)
+                    window_zonal, figures = torch.stack(zonal[-window:]), f"{suffix}_{marks[step]}"
+                    zonal_scores(window_zonal, climate, checkpoint.prognostic, figures, at, bench, device)
                     shares = manifold_shares(torch.stack(powers[-window:]).mean(dim=0), truth_shares, label)
                     for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):
                         figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())

@@ -7,7 +7,8 @@ years differ by up to 31 % in a band (session 7). Here the world's solver runs
 climate loss's target), each spun up as the held-out store is, then one year each,
 keeping one sample a day of the area-mean kinetic energy, the band-averaged
 power of every channel and of the kinetic energy spectrum, and every channel's
-zonal mean (where the jets are, and how much they vary from day to day). The
+zonal mean (where the jets are, how much they vary from day to day and how long a
+departure lasts). The
 daily diagnostics are cached as NetCDF next to the stores, keyed by everything
 that made them, so the 35 minutes of simulation (two cores) are spent once.
 """
@@ -67,6 +68,15 @@ def zonal_spread(zonal: torch.Tensor, reference: torch.Tensor, weights: torch.Te
         return (days.var(dim=0, correction=0) * weights).sum(dim=-1)
 
     return (variance(zonal) / variance(reference)).sqrt()
+
+
+def zonal_persistence(days: torch.Tensor, lag: int, weights: torch.Tensor) -> torch.Tensor:
+    """``(channel,)``: the lag-``lag`` autocorrelation of ``(day, member, channel, lat)`` daily zonal means'
+    departures from each member's mean, pooled over members and latitudes with area weights."""
+    anomalies = days - days.mean(dim=0)
+    covariance = (anomalies[lag:] * anomalies[:-lag]).mean(dim=(0, 1))
+    variance = anomalies.square().mean(dim=(0, 1))
+    return (covariance * weights).sum(dim=-1) / (variance * weights).sum(dim=-1)
 
 
 @dataclass

@@ -5,7 +5,15 @@ from pathlib import Path
 import torch
 import xarray as xr
 
-from benchmarks.world_climate import Climate, Diagnostics, bands_within, world_climate, zonal_offset, zonal_spread
+from benchmarks.world_climate import (
+    Climate,
+    Diagnostics,
+    bands_within,
+    world_climate,
+    zonal_offset,
+    zonal_persistence,
+    zonal_spread,
+)
 from emulator.config import WorldConfig
 from emulator.grid import Grid
 
@@ -86,3 +94,12 @@ def test_zonal_offset_and_spread_are_area_weighted_and_the_floor_takes_the_media
     offsets = sorted(abs(year - (16 - year) / 3) * 0.5 for year in (1.0, 2.0, 3.0, 10.0))
     median = (offsets[1] + offsets[2]) / 2
     torch.testing.assert_close(climate.floor(1).zonal_offset, torch.tensor([0.0, median, 0.0]))
+
+
+def test_zonal_persistence_is_the_lag_autocorrelation_of_each_members_departures() -> None:
+    daily = torch.tensor([1.0, -1.0] * 4) + 5.0  # departures flipping every day: lag one -1, lag two 1
+    paired = torch.tensor([2.0, 2.0, -2.0, -2.0] * 2)  # flipping every other day: lag one 4 / 7 of 4, lag two -4
+    days = torch.stack([daily, paired], dim=1)[:, :, None, None].expand(8, 2, 3, 2)
+    # pooled over the members: covariances (-1 + 4/7) / 2 and (1 - 4) / 2 over the variance (1 + 4) / 2
+    for lag, value in ((1, -3 / 35), (2, -3 / 5)):
+        torch.testing.assert_close(zonal_persistence(days, lag, torch.tensor([0.5, 0.5])), torch.full((3,), value))
