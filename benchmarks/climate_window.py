@@ -7,8 +7,8 @@ the term's forward and backward timed interleaved with and without ``recompute``
 Figures per window and setting: ``seconds_per_window`` and ``saved_bytes`` (what the
 autograd graph holds at the end of the forward, counted by saved-tensor hooks), and
 ``recompute_time_factor`` and ``recompute_memory_factor`` (recomputing over keeping).
-The chains start from the checkpoint's climatology plus noise, and the target is their
-own first state's diagnostics: the values do not matter here, the work does.
+The chains start from the normalizer's mean plus noise of a tenth of its deviation, and
+the target is their own diagnostics: the values do not matter here, the work does.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.skill import world_checkpoint
+from benchmarks.skill import stepper_for, world_checkpoint
 from benchmarks.timing import emit, interleaved_medians, note
 from emulator.config import StepperConfig
-from emulator.stepper import Stepper
 from emulator.training.climate import ClimateConstraint, ClimateLossConfig
 from emulator.world.climate import DailyClimate, Diagnostics, climate_dataset
 
@@ -60,10 +59,7 @@ def saved_bytes(forward: Callable[[], torch.Tensor]) -> tuple[int, torch.Tensor]
 def run(quick: bool, device: torch.device, checkpoint: str | None = None) -> None:
     _, path, loaded = world_checkpoint(checkpoint)
     normalizer = loaded.normalizer.subset(loaded.prognostic)
-    stepper = Stepper(
-        loaded.model, normalizer, StepperConfig(residual=loaded.config.stepper.residual), loaded.grid,
-        loaded.residual_statistics,
-    ).to(device)  # fmt: skip
+    stepper = stepper_for(loaded, StepperConfig(), device)
     chains = CHAINS_QUICK if quick else CHAINS
     generator = torch.Generator().manual_seed(0)
     shape = (chains, len(loaded.prognostic), loaded.grid.nlat, loaded.grid.nlon)
