@@ -31,15 +31,17 @@ def _balanced_state(world: ForcedShallowWater) -> tuple[torch.Tensor, torch.Tens
 
 def test_the_balanced_geopotential_stills_the_divergence_tendency() -> None:
     world = ForcedShallowWater(PHYSICS, seed=0)
-    state, vorticity = _balanced_state(world)
-    geopotential = world.solver.grid2spec(state[0, 0])
+    _, vorticity = _balanced_state(world)
+    # without the mean, which the divergence tendency does not see (its Laplacian is zero) but whose float32
+    # transforms leave round-off near 1e-3 of the tendency of a 10 % imbalance
+    geopotential = world.balanced_geopotential(vorticity)
     divergence = torch.zeros_like(vorticity)
 
     def divergence_tendency(phi: torch.Tensor) -> float:
         tendency = world._dynamics(torch.stack((phi, vorticity, divergence)).to(torch.complex64))
         return float(tendency[2].abs().square().sum().sqrt())
 
-    unbalanced = geopotential - 0.1 * world.balanced_geopotential(vorticity)
+    unbalanced = 0.9 * geopotential
     assert divergence_tendency(geopotential) < 1e-3 * divergence_tendency(unbalanced)
 
 
