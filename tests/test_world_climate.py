@@ -35,6 +35,13 @@ def test_members_are_independent_years_and_the_cache_is_reused_only_for_its_reci
     cached = world_climate(WORLD, diagnostics, 2, cache, days=2)
     assert torch.equal(cached.energy, climate.energy) and torch.equal(cached.bands, climate.bands)
     torch.testing.assert_close(cached.zonal, climate.zonal)
+    with xr.open_dataset(cache) as stored:
+        older = stored.drop_vars("zonal_mean").load()  # a cache written before zonal means were kept
+    older.to_netcdf(cache)
+    rebuilt = world_climate(WORLD, diagnostics, 2, cache, days=2)
+    torch.testing.assert_close(rebuilt.zonal, climate.zonal)
+    with xr.open_dataset(cache) as stored:
+        assert "zonal_mean" in stored, "the cache was written again, with them"
     more = world_climate(WORLD, diagnostics, 3, cache, days=2)
     assert more.years == 3
     torch.testing.assert_close(more.bands[:2], climate.bands, rtol=1e-3, atol=0)
