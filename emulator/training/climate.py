@@ -20,10 +20,10 @@ every band is pushed toward the target as far as the chains' recent climate is o
 The gradient goes through ``steps`` steps only, so modes that change slowly (degree
 1 of the built-in world) are pushed weakly; with ``recompute`` each step's activations
 are recomputed in the backward pass instead of kept (:func:`torch.utils.checkpoint`),
-so the memory of a long window is that of its states and one step. With ``tolerance`` ``t`` a band is pushed
-only by as much as ``|log M|`` exceeds ``log(1 + t)`` (a band within ``t`` of the
-target is left alone), and ``min_degree`` leaves the bands below it out (few chains
-estimate degree 1 worst).
+so the memory of a long window is that of its states and one step. With ``tolerance``
+``t`` a band is pushed only by as much as ``|log M|`` exceeds ``log(1 + t)`` (a band
+within ``t`` of the target is left alone), and ``min_degree`` leaves the bands below it
+out (few chains estimate degree 1 worst).
 
 With ``zonal_weight`` the term of :mod:`emulator.training.zonal_climate` is added:
 the chains' zonal means (their jets and their variability) against the target's.
