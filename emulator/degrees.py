@@ -9,15 +9,21 @@ from emulator.schema import Strict
 
 
 class DegreeBand(Strict):
-    """Degrees ``min_degree`` to ``max_degree`` (none: every degree resolved)."""
+    """Degrees ``min_degree`` to ``max_degree`` (none: every degree resolved), orders ``min_order`` to ``max_order``."""
 
     min_degree: int = Field(1, ge=0)
     max_degree: int | None = Field(None, ge=0, description="None: the grid's largest")
+    min_order: int = Field(0, ge=0, description="lowest zonal wavenumber (1: leave the zonal mean out)")
+    max_order: int | None = Field(
+        None, ge=0, description="highest zonal wavenumber (0: the zonally symmetric part alone); None: every order"
+    )
 
     @model_validator(mode="after")
-    def _degrees_ordered(self) -> DegreeBand:
+    def _bounds_ordered(self) -> DegreeBand:
         if self.max_degree is not None and self.max_degree < self.min_degree:
             raise ValueError(f"max_degree {self.max_degree} is below min_degree {self.min_degree}")
+        if self.max_order is not None and self.max_order < self.min_order:
+            raise ValueError(f"max_order {self.max_order} is below min_order {self.min_order}")
         return self
 
     def truncation(self, lmax: int) -> int:
@@ -29,3 +35,10 @@ class DegreeBand(Strict):
         degree = torch.arange(lmax)
         highest = self.max_degree if self.max_degree is not None else lmax
         return (degree >= self.min_degree) & (degree <= highest)
+
+    def coefficient_mask(self, lmax: int) -> torch.Tensor:
+        """``(lmax, lmax)``: whether each coefficient ``(degree, order)`` below ``lmax`` is in the band (``order <=
+        degree``, as a coefficient needs)."""
+        degree, order = torch.arange(lmax)[:, None], torch.arange(lmax)[None, :]
+        highest = self.max_order if self.max_order is not None else lmax
+        return self.mask(lmax)[:, None] & (order <= degree) & (order >= self.min_order) & (order <= highest)

@@ -8,8 +8,12 @@ removes ``strength`` of the divergent wind at the chosen degrees each step, as t
 divergence damping of a dynamical core does; the rotational wind and every other
 channel are left as they are. ``more_bands`` damps further bands of degrees, each with
 its own strength (session 28: the large scales need their divergent wind, degrees
-16-31 do not). It is differentiable: a model trained with it on learns to carry its
-energy in the rotational wind.
+16-31 do not). A band may hold only some orders (``min_order``, ``max_order``): at
+order 0 alone it damps the zonal-mean meridional wind, the only divergent part of a
+zonally symmetric flow, which a single shallow layer cannot keep (its zonal-mean mass
+flux), while the committed checkpoint's rollouts carry 20 times the truth's day-to-day
+spread of it (session 33). It is differentiable: a model trained with it on learns to
+carry its energy in the rotational wind.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class DivergentWindDamping(nn.Module):
         self.winds = every_level_winds(normalizer, "divergent_wind")
         lmax = config.band_truncation(grid.max_degree)
         self.vsht, self.ivsht = vector_transforms(grid, lmax)
-        weight = torch.zeros(2, lmax, 1)
+        weight = torch.zeros(2, lmax, lmax)
         weight[DIVERGENT] = config.removed_share(lmax)
         self.weight: torch.Tensor
         self.register_buffer("weight", weight, persistent=False)

@@ -20,7 +20,9 @@ noise summed (the built-in world's model, for one, is given noise in the stream
 function at the synoptic degrees and in the geopotential and stream function at the
 planetary ones). A band may add the geopotential in linear balance with its wind
 noise (``balanced_geopotential``), so that it forces balanced flow, as the world's
-vorticity forcing does once the flow has adjusted to it. A model meant to run with
+vorticity forcing does once the flow has adjusted to it. A band may force only the
+lowest zonal wavenumbers (``max_order``): with ``0`` and a long memory it drives the
+slow shifts of the zonal-mean jets (the annular modes). A model meant to run with
 the forcing is trained through it (its stepper adds it inside the training
 rollouts), so it learns to carry the energy rather than turn it into small-scale noise.
 """
@@ -180,7 +182,9 @@ class RedNoiseBand(nn.Module):
         self.correlation = band.correlation if band.correlation is not None else min(max(calibrated, 0.0), 0.999)
         self.balanced_geopotential = band.balanced_geopotential
         self.factor: torch.Tensor
+        self.in_band: torch.Tensor
         self.register_buffer("factor", (band.scale * factor).to(torch.complex64), persistent=False)
+        self.register_buffer("in_band", band.coefficient_mask(degrees).to(torch.complex64), persistent=False)
 
     def coefficients(self, generator: torch.Generator) -> torch.Tensor:
         """One draw of the innovation's coefficients ``(1, component, degree, order)``."""
@@ -188,7 +192,7 @@ class RedNoiseBand(nn.Module):
         unit = torch.randn(1, components, degrees, degrees, dtype=torch.complex64, generator=generator)
         # m = 0 coefficients of a real field are real, with the variance of |c_lm|^2 at m > 0
         unit[..., 0] = unit[..., 0].real * math.sqrt(2.0)
-        return torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device)).tril()
+        return torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device) * self.in_band)
 
 
 class StochasticForcing(nn.Module):

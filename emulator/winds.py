@@ -30,8 +30,8 @@ class DegreeRelaxation(DegreeBand):
     min_degree: int = Field(1, ge=1)
 
     def weight(self, lmax: int) -> torch.Tensor:
-        """``(lmax, 1)``: ``strength`` at the chosen degrees, zero elsewhere, to multiply ``(l, m)`` coefficients."""
-        return self.strength * self.mask(lmax).float()[:, None]
+        """``(lmax, lmax)``: ``strength`` at the chosen coefficients ``(l, m)``, zero elsewhere, to multiply them."""
+        return self.strength * self.coefficient_mask(lmax).float()
 
 
 class BandedRelaxation(DegreeRelaxation):
@@ -49,8 +49,8 @@ class BandedRelaxation(DegreeRelaxation):
         return max(band.truncation(lmax) for band in self.bands())
 
     def removed_share(self, lmax: int) -> torch.Tensor:
-        """``(lmax, 1)``: the share of the departure removed at each degree; overlapping bands act in turn."""
-        kept = torch.ones(lmax, 1)
+        """``(lmax, lmax)``: the share of the departure removed at each ``(l, m)``; overlapping bands act in turn."""
+        kept = torch.ones(lmax, lmax)
         for band in self.bands():
             kept = kept * (1 - band.weight(lmax))
         return 1 - kept

@@ -64,6 +64,18 @@ def test_damping_up_to_max_degree_leaves_the_degrees_above() -> None:
     assert_same_winds_and_geopotential(after, expected, state)
 
 
+def test_a_band_up_to_order_zero_removes_the_zonal_mean_meridional_flow_alone() -> None:
+    _, jet = galewsky_jet()
+    sectoral = sectoral_gradient(3, 10.0)
+    latitude = torch.deg2rad(torch.as_tensor(GRID.latitudes, dtype=torch.float64))[:, None]
+    meridional = torch.zeros_like(sectoral)
+    meridional[1] = (10.0 * torch.sin(latitude) * torch.cos(latitude)).expand(GRID.shape)  # grad of 5 sin^2(lat)
+    config = DivergentWindConfig(strength=1.0, max_order=0)
+    state = normalized(jet + sectoral + meridional)
+    after = DivergentWindDamping(config, NORMALIZER, GRID)(state)
+    assert_same_winds_and_geopotential(after, normalized(jet + sectoral), state)
+
+
 def test_more_bands_damp_their_own_degrees_and_overlaps_act_in_turn() -> None:
     _, jet = galewsky_jet()
     low, middle, high = sectoral_gradient(3, 10.0), sectoral_gradient(7, 10.0), sectoral_gradient(12, 10.0)
@@ -78,9 +90,16 @@ def test_more_bands_damp_their_own_degrees_and_overlaps_act_in_turn() -> None:
     assert_same_winds_and_geopotential(after, expected, state)
 
 
-def test_a_bad_band_is_refused_naming_its_key() -> None:
-    override = "stepper.divergent_wind={max_degree: 3, more_bands: [{min_degree: 31, max_degree: 16}]}"
-    with pytest.raises(EmulatorError, match=r"stepper\.divergent_wind\.more_bands\.0: .*max_degree 16 is below"):
+@pytest.mark.parametrize(
+    ("band", "message"),
+    [
+        ("min_degree: 31, max_degree: 16", "max_degree 16 is below"),
+        ("min_order: 2, max_order: 1", "max_order 1 is below"),
+    ],
+)
+def test_a_bad_band_is_refused_naming_its_key(band: str, message: str) -> None:
+    override = f"stepper.divergent_wind={{max_degree: 3, more_bands: [{{{band}}}]}}"
+    with pytest.raises(EmulatorError, match=rf"stepper\.divergent_wind\.more_bands\.0: .*{message}"):
         load_config("configs/world.yaml", [override])
 
 

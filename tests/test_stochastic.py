@@ -118,6 +118,28 @@ def test_each_band_is_its_own_process_with_its_components_degrees_scale_and_corr
     assert float(lag[synoptic, 1].sum() / covariance[synoptic, 1, 1].sum()) == pytest.approx(0.6, abs=0.05)
 
 
+def test_a_band_of_orders_forces_only_those_zonal_wavenumbers() -> None:
+    statistics = known_statistics()
+    zonal = {"components": ["stream_function@250"], "min_degree": 2, "max_degree": 7, "max_order": 0}
+    forcing = StochasticForcing(StochasticForcingConfig(**zonal), statistics, CHANNELS, STD, GRID)
+    fields = forcing.sample(forcing.bands[0], [seeded_generator((5, member)) for member in range(200)])
+    wind = fields[:, 1:] * STD[1:, None, None]
+    assert float(wind[:, 0].std(dim=-1).max()) < 1e-4 * float(wind[:, 0].std())  # symmetric about the axis
+    assert float(wind[:, 1].abs().max()) < 1e-4 * float(wind[:, 0].abs().max())  # zonal rotation has no v
+    covariance, _ = per_coefficient_moments(fields, fields)
+    orders = torch.arange(1, DEGREES + 1, dtype=torch.float64)
+    band = slice(2, 8)  # per coefficient over the l + 1 orders: m = 0 alone carries 1 / (l + 1) of it
+    expected = statistics.covariance[band, 1, 1] / orders[band]
+    assert float(covariance[band, 1, 1].sum()) == pytest.approx(float(expected.sum()), rel=0.15)
+    waves = StochasticForcingConfig(**zonal | {"min_order": 1, "max_order": 2, "min_degree": 1, "max_degree": 12})
+    forcing = StochasticForcing(waves, statistics, CHANNELS, STD, GRID)
+    coefficients = SpectralComponents(CHANNELS, GRID).analysis(
+        forcing.sample(forcing.bands[0], [seeded_generator((6,))]).double() * STD[:, None, None]
+    )
+    power = coefficients.abs().square().sum(dim=(0, 1, 2))  # per order
+    assert float(torch.cat([power[:1], power[3:]]).max()) < 1e-6 * float(power[1:3].min())
+
+
 def grid_divergence_and_vorticity(wind: torch.Tensor) -> tuple[float, float]:
     """RMS divergence and vorticity of ``(2, lat, lon)`` winds by centred finite differences, poles left out.
 
