@@ -62,6 +62,7 @@ from benchmarks.timing import emit, note
 from benchmarks.world_climate import (
     BAND_TOLERANCE,
     BANDS,
+    PERSISTENCE_LAGS,
     Climate,
     Diagnostics,
     bands_within,
@@ -100,7 +101,6 @@ YEARS, OFF_YEARS = 100.0, 1.0
 MARK_YEARS = (1, *range(10, 101, 10))
 YEARS_QUICK = 300 / (YEAR_DAYS * STEPS_PER_DAY)
 TRUTH_MANIFOLD_EVERY_DAYS = 4
-PERSISTENCE_LAGS = (1, 5, 10)  # days at which the autocorrelation of zonal-mean departures is scored
 
 
 @dataclass
@@ -302,8 +302,12 @@ def truth_floor(
     emit(bench, f"spectrum_error_truth_floor{suffix}", floor.spectrum_error, config, device)
     emit(bench, f"bands_within_tolerance_truth_floor{suffix}", floor.bands_within, config, device)
     emit(bench, f"every_band_within_tolerance_truth_share{suffix}", floor.every_band_share, config, device)
-    for channel, offset in zip(channels, floor.zonal_offset.tolist(), strict=True):
-        emit(bench, f"zonal_offset_truth_floor{suffix}", offset, config | {"channel": channel}, device)
+    floors = {"offset": floor.zonal_offset, "spread": floor.zonal_spread} | {
+        f"persistence_{lag}d": gaps for lag, gaps in floor.zonal_persistence.items()
+    }
+    for name, values in floors.items():
+        for channel, value in zip(channels, values.tolist(), strict=True):
+            emit(bench, f"zonal_{name}_truth_floor{suffix}", value, config | {"channel": channel}, device)
 
 
 def zonal_scores(

@@ -31,6 +31,7 @@ from emulator.world.climate import DAYS_PER_YEAR, Diagnostics, climate_dataset, 
 
 BANDS = OCTAVE_BANDS
 BAND_TOLERANCE = 0.1  # issue 5's target: every band's power within 10 % of the truth climate's
+PERSISTENCE_LAGS = (1, 5, 10)  # days at which the autocorrelation of zonal-mean departures is scored
 SEED_BASE = 100
 
 
@@ -53,6 +54,8 @@ class Floor:
     bands_within: float  # bands within the tolerance
     every_band_share: float  # the share of windows with every band within the tolerance
     zonal_offset: torch.Tensor  # (channel,) rms offset of the mean zonal mean, physical units
+    zonal_spread: torch.Tensor  # (channel,) how far the day-to-day spread over the other years' is from one
+    zonal_persistence: dict[int, torch.Tensor]  # lag (days) -> (channel,) gap to the other years' autocorrelation
 
 
 def zonal_offset(zonal: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -77,6 +80,15 @@ def zonal_persistence(days: torch.Tensor, lag: int, weights: torch.Tensor) -> to
     covariance = (anomalies[lag:] * anomalies[:-lag]).mean(dim=(0, 1))
     variance = anomalies.square().mean(dim=(0, 1))
     return (covariance * weights).sum(dim=-1) / (variance * weights).sum(dim=-1)
+
+
+def persistence_gaps(
+    days: torch.Tensor, reference: torch.Tensor, lags: list[int], weights: torch.Tensor
+) -> torch.Tensor:
+    """``(lag, channel)``: how far the :func:`zonal_persistence` of ``(day, member, channel, lat)`` days is from
+    ``reference``'s at each lag."""
+    gaps = [(zonal_persistence(days, lag, weights) - zonal_persistence(reference, lag, weights)).abs() for lag in lags]
+    return torch.stack(gaps) if gaps else days.new_zeros(0, days.shape[2])
 
 
 @dataclass
@@ -107,7 +119,9 @@ class Climate:
         windows = [range(start, start + window_years) for start in starts]
         if not windows:
             raise EmulatorError(f"a {window_years}-year window needs more than {self.years} years of truth")
-        energy_errors, spectrum_errors, within, offsets = [], [], [], []
+        lags = [lag for lag in PERSISTENCE_LAGS if lag < self.zonal.shape[1]]
+        energy_errors, spectrum_errors, within = [], [], []
+        offsets, spreads, persistences = [], [], []
         for window in windows:
             inside = torch.zeros(self.years, dtype=torch.bool)
             inside[list(window)] = True
@@ -115,12 +129,23 @@ class Climate:
             bands, others = self.bands[inside].mean(dim=(0, 1)), self.bands[~inside].mean(dim=(0, 1))
             spectrum_errors.append(spectrum_error(bands, others))
             within.append(bands_within(bands, others))
-            days, other_days = self.zonal[inside].flatten(0, 1), self.zonal[~inside].flatten(0, 1)
+            members, other_members = self.zonal[inside].transpose(0, 1), self.zonal[~inside].transpose(0, 1)
+            days, other_days = members.flatten(0, 1), other_members.flatten(0, 1)
             offsets.append(zonal_offset(days, other_days, self.weights))
+            spreads.append((zonal_spread(days, other_days, self.weights) - 1.0).abs())
+            persistences.append(persistence_gaps(members, other_members, lags, self.weights))
         every_band = sum(count == self.bands[0, 0].numel() for count in within) / len(windows)
         median_within = float(statistics.median(within))
         median_errors = statistics.median(energy_errors), statistics.median(spectrum_errors)
-        return Floor(*median_errors, median_within, every_band, torch.stack(offsets).quantile(0.5, dim=0))
+        persistence = torch.stack(persistences).quantile(0.5, dim=0)
+        return Floor(
+            *median_errors,
+            median_within,
+            every_band,
+            torch.stack(offsets).quantile(0.5, dim=0),
+            torch.stack(spreads).quantile(0.5, dim=0),
+            dict(zip(lags, persistence, strict=True)),
+        )
 
 
 def _provenance(world: WorldConfig, channels: list[str], years: int, days: int) -> dict[str, str]:

@@ -49,9 +49,11 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
         "--set", "stepper.divergent_wind={strength: 0.5, max_degree: 3, more_bands: [{min_degree: 16}]}",
     )  # fmt: skip
     controls = json.loads(next(r for r in records if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
-    assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None, "more_bands": []}
-    upper = {"strength": 0.1, "min_degree": 16, "max_degree": None}
-    assert controls["divergent_wind"] == {"strength": 0.5, "min_degree": 1, "max_degree": 3, "more_bands": [upper]}
+    orders = {"min_order": 0, "max_order": None}
+    assert controls["balance"] == {"strength": 0.2, "min_degree": 8, "max_degree": None, "more_bands": []} | orders
+    upper = {"strength": 0.1, "min_degree": 16, "max_degree": None} | orders
+    lower = {"strength": 0.5, "min_degree": 1, "max_degree": 3, "more_bands": [upper]} | orders
+    assert controls["divergent_wind"] == lower
     shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "truth" in r["config"]}
     assert set(shares) == {"unbalanced_geopotential_end", "divergent_kinetic_energy_end"}
     assert all(r["config"]["truth"] >= 0 and r["value"] >= 0 for r in shares.values())

@@ -110,3 +110,16 @@ def test_zonal_persistence_is_the_lag_autocorrelation_of_each_members_departures
     # pooled over the members: covariances (-1 + 4/7) / 2 and (1 - 4) / 2 over the variance (1 + 4) / 2
     for lag, value in ((1, -3 / 35), (2, -3 / 5)):
         torch.testing.assert_close(zonal_persistence(days, lag, torch.tensor([0.5, 0.5])), torch.full((3,), value))
+
+
+def test_the_floor_of_the_spread_and_persistence_is_the_median_windows_distance_from_the_other_years() -> None:
+    flipping = torch.tensor([1.0, -1.0] * 4)  # eight days: variance 1, lag-one autocorrelation -1
+    paired = torch.tensor([2.0, 2.0, -2.0, -2.0] * 2)  # variance 4, lag-one covariance 4 / 7: autocorrelation 1 / 7
+    years = torch.stack([flipping, flipping, flipping, paired])[:, :, None, None].expand(4, 8, 3, 2)
+    floor = Climate(torch.ones(4, 8), torch.ones(4, 8, 4, 5), years, torch.full((2,), 0.5)).floor(1)
+    # a flipping year against the other three (24 days, variance (16 + 32) / 24 = 2): spread sqrt(1 / 2); the
+    # paired year against three flipping ones: spread 2. The median window is 1 - sqrt(1 / 2) from one
+    torch.testing.assert_close(floor.zonal_spread, torch.full((3,), 1 - 0.5**0.5))
+    # lag one: -1 against (-1 - 1 + 4/7) / (1 + 1 + 4) = -5/21, a gap of 16/21; the paired year's gap is 1/7 + 1
+    assert sorted(floor.zonal_persistence) == [1, 5], "ten days do not fit in eight"
+    torch.testing.assert_close(floor.zonal_persistence[1], torch.full((3,), 16 / 21))
