@@ -33,13 +33,21 @@ Figures:
   ``planetary_mode_factor_*``, the largest factor by which a mode of degree 1-3
   (each order apart, :mod:`benchmarks.planetary_modes`) is off those truth days'
   power, the worst mode in the figure's config;
+* at the same marks, the jets: per channel ``zonal_offset_*`` (area-weighted rms offset of the mean
+  zonal mean, physical units), ``zonal_spread_*`` (day-to-day spread of the zonal means over the
+  truth's) and ``zonal_persistence_{1,5,10}d_*`` (lag autocorrelation of their departures, the
+  truth's in the config); and ``zonal_band_gap_*``, the largest gap between the zonally symmetric
+  (order 0) part of a band's power and the truth's, as a share of the truth's whole band power
+  (the band and both shares in the config): a band can pass on a zonal-mean flow the truth lacks;
 * the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
   and ``energy_truth_floor``, ``spectrum_error_truth_floor``,
   ``bands_within_tolerance_truth_floor`` (and their ``_decade`` forms) are the medians
   of the same figures for windows of the truth as long as the rollout's (its members
   times one or ten years) against the other years, with
   ``every_band_within_tolerance_truth_share``, the share of those windows with every
-  band within 10 %: the sampling noise below which no model can be judged;
+  band within 10 %, and per channel ``zonal_{offset,spread,persistence_*}_truth_floor``
+  (how far such a window's jets are from the other years'): the sampling noise below
+  which no model can be judged;
 * the same rollout with each control off in turn (at most one year):
   ``steps_to_failure_without_<control>`` (the rollout length if it never failed).
 """
@@ -68,6 +76,7 @@ from benchmarks.world_climate import (
     bands_within,
     spectrum_error,
     world_climate,
+    zonal_band_power,
     zonal_offset,
     zonal_persistence,
     zonal_spread,
@@ -78,6 +87,7 @@ from emulator.data.source import ZarrSource
 from emulator.data.statistics import compute_climatology
 from emulator.metrics import acc, crps, rmse, spread
 from emulator.perturbations import RandomFieldConfig, RandomFieldPerturbation, seeded_generator
+from emulator.spectra import BandPower
 from emulator.stepper import DivergenceError, Stepper
 from emulator.world.store import write_world_store
 
@@ -101,6 +111,7 @@ YEARS, OFF_YEARS = 100.0, 1.0
 MARK_YEARS = (1, *range(10, 101, 10))
 YEARS_QUICK = 300 / (YEAR_DAYS * STEPS_PER_DAY)
 TRUTH_MANIFOLD_EVERY_DAYS = 4
+TRUTH_ZONAL_EVERY_DAYS = 4  # the truth climate's days whose zonal-mean band power is measured
 
 
 @dataclass
@@ -289,6 +300,30 @@ def planetary_factor(powers: torch.Tensor, truth: torch.Tensor, modes: Planetary
     return factor, f"{QUANTITIES[quantity]} {modes.labels[mode]}"
 
 
+def zonal_band_gap(
+    zonal_power: torch.Tensor,
+    truth_zonal_power: torch.Tensor,
+    truth_bands: torch.Tensor,
+    band_power: BandPower,
+    label: str,
+) -> tuple[float, dict[str, object]]:
+    """The largest gap between a window's zonally symmetric band power and the truth's, as a share of the truth's
+    whole band power, and where it is (band, both shares); noting every band's share beside the truth's."""
+    shares, truth_shares = zonal_power / truth_bands, truth_zonal_power / truth_bands
+    note(
+        f"{label}: zonal-mean (order 0) band power over the truth's whole (rows z, u, v, KE; bands {BANDS}):\n"
+        f"{np.round(shares.numpy(), 2)}\ntruth:\n{np.round(truth_shares.numpy(), 2)}"
+    )
+    gap = (shares - truth_shares).abs()
+    quantity, band = divmod(int(gap.argmax()), gap.shape[1])
+    where = {
+        "band": f"{band_power.quantities[quantity]} {band_power.labels[band]}",
+        "share": round(float(shares[quantity, band]), 4),
+        "truth_share": round(float(truth_shares[quantity, band]), 4),
+    }
+    return float(gap.max()), where
+
+
 def truth_floor(
     climate: Climate, channels: list[str], member_years: int, suffix: str, bench: str, device: torch.device
 ) -> None:
@@ -392,6 +427,7 @@ def controlled_rollout(
     truth_shares = SlowManifold.shares(manifold.powers(truth_days))
     modes = PlanetaryModes(checkpoint.grid, checkpoint.prognostic)
     truth_modes = modes.powers(truth_days)
+    truth_zonal_power = zonal_band_power(diagnostics, climate.zonal[:, ::TRUTH_ZONAL_EVERY_DAYS].flatten(0, 1))
     steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
     windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
@@ -428,6 +464,11 @@ def controlled_rollout(
                     emit(bench, f"bands_within_tolerance{suffix}_{marks[step]}", within, at | tolerance, device)
                     window_zonal, figures = torch.stack(zonal[-window:]), f"{suffix}_{marks[step]}"
                     zonal_scores(window_zonal, climate, checkpoint.prognostic, figures, at, bench, device)
+                    zonal_power = zonal_band_power(diagnostics, window_zonal.flatten(0, 1))
+                    gap, where = zonal_band_gap(
+                        zonal_power, truth_zonal_power, truth_bands, diagnostics.band_power, label
+                    )
+                    emit(bench, f"zonal_band_gap{figures}", gap, at | where, device)
                     shares = manifold_shares(torch.stack(powers[-window:]).mean(dim=0), truth_shares, label)
                     for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):
                         figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())

@@ -91,6 +91,14 @@ def persistence_gaps(
     return torch.stack(gaps) if gaps else days.new_zeros(0, days.shape[2])
 
 
+def zonal_band_power(diagnostics: Diagnostics, zonal: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """``(quantity, band)``: the mean band power of ``(sample, channel, lat)`` zonal means, each spread along the
+    longitudes: the zonally symmetric (order 0) part of the band power."""
+    nlon = diagnostics.grid.nlon
+    sums = [diagnostics.bands(part[..., None].expand(*part.shape, nlon)).sum(dim=0) for part in zonal.split(chunk)]
+    return torch.stack(sums).sum(dim=0) / len(zonal)
+
+
 @dataclass
 class Climate:
     """Daily diagnostics of independent years: ``energy (year, day)``, ``bands (year, day, quantity, band)``,

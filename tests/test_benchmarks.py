@@ -59,7 +59,11 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     assert all(r["config"]["truth"] >= 0 and r["value"] >= 0 for r in shares.values())
     within = next(r for r in records if r["figure"] == "bands_within_tolerance_end")
     assert within["config"]["tolerance"] == 0.1 and 0 <= within["value"] <= within["config"]["bands"] == 20
-    zonal = {(r["figure"], r["config"]["channel"]): r for r in records if r["figure"].startswith("zonal_")}
+    gap = next(r for r in records if r["figure"] == "zonal_band_gap_end")
+    quantity, _, band = gap["config"]["band"].rpartition(" ")
+    assert quantity in [*CHANNELS, "kinetic_energy@250"] and band in {"1-1", "2-3", "4-7", "8-15", "16-31"}
+    assert gap["value"] == pytest.approx(abs(gap["config"]["share"] - gap["config"]["truth_share"]), abs=2e-4)
+    zonal = {(r["figure"], r["config"]["channel"]): r for r in records if "channel" in r["config"]}
     scores = ("offset", "spread", "persistence_1d")  # the truth of --quick has four days: no longer lag
     assert set(zonal) == {(f"zonal_{score}_end", channel) for score in scores for channel in CHANNELS}
     assert all(zonal[f"zonal_{score}_end", channel]["value"] > 0 for score in scores[:2] for channel in CHANNELS)

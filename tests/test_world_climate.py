@@ -10,6 +10,7 @@ from benchmarks.world_climate import (
     Diagnostics,
     bands_within,
     world_climate,
+    zonal_band_power,
     zonal_offset,
     zonal_persistence,
     zonal_spread,
@@ -123,3 +124,18 @@ def test_the_floor_of_the_spread_and_persistence_is_the_median_windows_distance_
     # lag one: -1 against (-1 - 1 + 4/7) / (1 + 1 + 4) = -5/21, a gap of 16/21; the paired year's gap is 1/7 + 1
     assert sorted(floor.zonal_persistence) == [1, 5], "ten days do not fit in eight"
     torch.testing.assert_close(floor.zonal_persistence[1], torch.full((3,), 16 / 21))
+
+
+def test_zonal_band_power_is_the_band_power_of_the_zonally_symmetric_part() -> None:
+    grid = Grid(32, 64)
+    diagnostics = Diagnostics(grid, CHANNELS)
+    latitude = torch.deg2rad(torch.as_tensor(grid.latitudes, dtype=torch.float32))[:, None]
+    longitude = torch.linspace(0, 2 * torch.pi, grid.nlon + 1)[:-1]
+    symmetric = torch.stack([torch.sin(latitude) * scale + torch.cos(3 * latitude) for scale in (1.0, 2.0)])
+    symmetric = symmetric[:, None].expand(2, 3, grid.nlat, grid.nlon)  # (sample, channel, lat, lon)
+    wave = (torch.cos(latitude) ** 3 * torch.cos(3 * longitude)).expand(2, 3, grid.nlat, grid.nlon)
+    states = symmetric + 5.0 * wave
+    zonal = zonal_band_power(diagnostics, states.mean(dim=-1), chunk=1)
+    torch.testing.assert_close(zonal, diagnostics.bands(symmetric).mean(dim=0), rtol=1e-4, atol=1e-6)
+    whole = diagnostics.bands(states).mean(dim=0)
+    assert float(whole[0, 1]) > 10 * float(zonal[0, 1]), "the wave's degree-3 power is not the zonal mean's"
