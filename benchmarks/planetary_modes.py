@@ -7,9 +7,11 @@ equatorial components (order 1) carrying 0.3 % of that power, while the geopoten
 degree 1 is mostly order 1; at degree 2 the rotational wind is mostly the order-1
 planetary wave. An emulator can match a band with the wrong modes. For each degree
 ``1 <= l <= MAX_DEGREE`` and order ``0 <= m <= l`` this measures the power of the
-geopotential and the kinetic energy of the rotational wind, as batch means so that
-days and members average as the band spectra do; :func:`mode_factor` is how far the
-worst mode is from the truth's.
+geopotential and the kinetic energy of the rotational and of the divergent wind, as
+batch means so that days and members average as the band spectra do; :func:`mode_factor`
+is how far the worst mode is from the truth's. The divergent modes are apart: the
+world's are tiny (its truth locks chi at degree 2, order 1 to the tilt), and a model's
+spurious divergent planetary wave can fill the meridional wind's degree-1 band.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from emulator.grid import Grid
 from emulator.spectra import order_power, wind_pair
 
 MAX_DEGREE = 3
-QUANTITIES = ("geopotential", "rotational kinetic energy")
+QUANTITIES = ("geopotential", "rotational kinetic energy", "divergent kinetic energy")
+BALANCED = 2  # the first quantities: those of the balanced flow
 
 
 class PlanetaryModes:
@@ -42,11 +45,13 @@ class PlanetaryModes:
         self.kinetic_factor = 0.5 * (self.degree * (self.degree + 1)).double()
 
     def powers(self, state: torch.Tensor) -> torch.Tensor:
-        """``(quantity, mode)`` batch means: geopotential power and rotational kinetic energy of each mode."""
+        """``(quantity, mode)`` batch means: geopotential power and rotational and divergent kinetic energy of each
+        mode."""
         state = state.double()
         geopotential = order_power(self.sht(state[:, self.geopotential]))[:, self.degree, self.order]
-        stream_function = order_power(self.vsht(state[:, self.wind])[:, 0])[:, self.degree, self.order]
-        return torch.stack([geopotential, self.kinetic_factor * stream_function], dim=1).mean(dim=0)
+        potentials = order_power(self.vsht(state[:, self.wind]))[..., self.degree, self.order]
+        kinetic = self.kinetic_factor * potentials  # rotational (psi), then divergent (chi): torch-harmonics order
+        return torch.cat([geopotential[:, None], kinetic], dim=1).mean(dim=0)
 
 
 def mode_factor(powers: torch.Tensor, truth: torch.Tensor) -> tuple[float, int, int]:

@@ -32,7 +32,8 @@ Figures:
   held-out truth's, every fourth day, in the figure's config), and
   ``planetary_mode_factor_*``, the largest factor by which a mode of degree 1-3
   (each order apart, :mod:`benchmarks.planetary_modes`) is off those truth days'
-  power, the worst mode in the figure's config;
+  power, the worst mode in the figure's config, and ``divergent_mode_factor_*``, the
+  same for the divergent wind's modes;
 * at the same marks, the jets: per channel ``zonal_offset_*`` (area-weighted rms offset of the mean
   zonal mean, physical units), ``zonal_spread_*`` (day-to-day spread of the zonal means over the
   truth's) and ``zonal_persistence_{1,5,10}d_*`` (lag autocorrelation of their departures, the
@@ -64,7 +65,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from benchmarks.planetary_modes import QUANTITIES, PlanetaryModes, mode_factor
+from benchmarks.planetary_modes import BALANCED, QUANTITIES, PlanetaryModes, mode_factor
 from benchmarks.slow_manifold import SHARES, SlowManifold
 from benchmarks.timing import emit, note
 from benchmarks.world_climate import (
@@ -290,14 +291,21 @@ def manifold_shares(powers: torch.Tensor, truth: torch.Tensor, label: str) -> to
     return shares
 
 
-def planetary_factor(powers: torch.Tensor, truth: torch.Tensor, modes: PlanetaryModes, label: str) -> tuple[float, str]:
-    """:func:`mode_factor` of ``powers`` and its worst mode, noting every mode's power over the truth's."""
+def planetary_factors(
+    powers: torch.Tensor, truth: torch.Tensor, modes: PlanetaryModes, label: str
+) -> dict[str, tuple[float, str]]:
+    """:func:`mode_factor` and worst mode of the balanced flow's quantities (``planetary_mode_factor``) and of the
+    divergent wind's (``divergent_mode_factor``), noting every mode's power over the truth's."""
     rows = "\n".join(
         f"{name}: {np.round(row.numpy(), 2)}" for name, row in zip(QUANTITIES, powers / truth, strict=True)
     )
     note(f"{label}: planetary modes (degree,order: {' '.join(modes.labels)}) over the truth's:\n{rows}")
-    factor, quantity, mode = mode_factor(powers, truth)
-    return factor, f"{QUANTITIES[quantity]} {modes.labels[mode]}"
+    groups = {"planetary_mode_factor": slice(None, BALANCED), "divergent_mode_factor": slice(BALANCED, None)}
+    factors = {}
+    for figure, group in groups.items():
+        factor, quantity, mode = mode_factor(powers[group], truth[group])
+        factors[figure] = factor, f"{QUANTITIES[group][quantity]} {modes.labels[mode]}"
+    return factors
 
 
 def zonal_band_gap(
@@ -474,8 +482,8 @@ def controlled_rollout(
                         figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())
                         emit(bench, figure, float(share.max()), at | {"truth": round(truth, 4)}, device)
                     window_modes = torch.stack(mode_powers[-window:]).mean(dim=0)
-                    factor, worst = planetary_factor(window_modes, truth_modes, modes, label)
-                    emit(bench, f"planetary_mode_factor{suffix}_{marks[step]}", factor, at | {"worst": worst}, device)
+                    for name, (factor, worst) in planetary_factors(window_modes, truth_modes, modes, label).items():
+                        emit(bench, f"{name}{suffix}_{marks[step]}", factor, at | {"worst": worst}, device)
             if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
                 annual.append(float(np.mean(energy[-YEAR_DAYS:])))
                 note(f"year {len(annual)}: mean kinetic energy {annual[-1]:.1f} (truth climate {truth_energy:.1f})")

@@ -69,9 +69,13 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     assert all(zonal[f"zonal_{score}_end", channel]["value"] > 0 for score in scores[:2] for channel in CHANNELS)
     persistence = [zonal["zonal_persistence_1d_end", channel] for channel in CHANNELS]
     assert all(-1 <= r["value"] <= 1 and -1 <= r["config"]["truth_autocorrelation"] <= 1 for r in persistence)
-    modes = next(r for r in records if r["figure"] == "planetary_mode_factor_end")
-    quantity, _, mode = modes["config"]["worst"].rpartition(" ")
-    assert modes["value"] >= 1 and quantity in {"geopotential", "rotational kinetic energy"} and mode in LOW_MODES
+    for figure, quantities in (
+        ("planetary_mode_factor_end", {"geopotential", "rotational kinetic energy"}),
+        ("divergent_mode_factor_end", {"divergent kinetic energy"}),
+    ):
+        modes = next(r for r in records if r["figure"] == figure)
+        quantity, _, mode = modes["config"]["worst"].rpartition(" ")
+        assert modes["value"] >= 1 and quantity in quantities and mode in LOW_MODES
 
 
 def test_climate_rollouts_take_the_forcing_of_the_checkpoints_free_runs_unless_given_one() -> None:
@@ -105,7 +109,7 @@ def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[P
     assert truth["value"] == pytest.approx(float(speed.mean()), rel=1e-3)
     assert figures[("axial_rotation_one_step_change_stderr", None)]["value"] > 0
     modes = {(r["config"]["quantity"], r["config"]["mode"]): r["value"] for r in records if "mode" in r["config"]}
-    assert {mode for _, mode in modes} == LOW_MODES and len(modes) == 2 * len(LOW_MODES)
+    assert {mode for _, mode in modes} == LOW_MODES and len(modes) == 3 * len(LOW_MODES)
     assert all(change > -1 for change in modes.values())  # a power over another, minus one
     shares = [figures[("systematic_share", channel)]["value"] for channel in CHANNELS]
     assert all(0 < share < 1 for share in shares)

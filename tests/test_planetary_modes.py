@@ -3,7 +3,7 @@
 import math
 
 import torch
-from torch_harmonics import InverseRealSHT
+from torch_harmonics import InverseRealSHT, InverseRealVectorSHT
 
 from benchmarks.planetary_modes import PlanetaryModes, mode_factor
 from emulator.grid import Grid
@@ -38,3 +38,24 @@ def test_the_mode_factor_is_symmetric_and_names_the_worst_mode() -> None:
     assert mode_factor(powers, truth) == (3.0, 1, 1)
     powers[1, 1] = 0.0
     assert mode_factor(powers, truth)[0] == math.inf
+
+
+def test_a_velocity_potential_mode_is_divergent_kinetic_energy_as_its_stream_function_twin_is_rotational() -> None:
+    modes = PlanetaryModes(GRID, CHANNELS)
+    transform = InverseRealVectorSHT(GRID.nlat, GRID.nlon, lmax=GRID.max_degree, mmax=GRID.max_degree, grid=GRID.kind)
+    powers = []
+    for potential in (0, 1):  # stream function, then velocity potential, at degree 2, order 1
+        coefficients = torch.zeros(1, 2, GRID.max_degree, GRID.max_degree, dtype=torch.complex128)
+        coefficients[0, potential, 2, 1] = 3.0 - 4.0j
+        state = torch.zeros(1, 3, GRID.nlat, GRID.nlon, dtype=torch.float64)
+        state[:, 1:] = transform.double()(coefficients)
+        powers.append(modes.powers(state))
+    rotational, divergent = powers
+    mode = modes.labels.index("2,1")
+    assert float(rotational[1, mode]) > 0 and math.isclose(
+        float(divergent[2, mode]), float(rotational[1, mode]), rel_tol=1e-9
+    )
+    for measured, row in ((rotational, 1), (divergent, 2)):
+        others = measured.clone()
+        others[row, mode] = 0.0
+        assert float(others.abs().max()) < 1e-9 * float(measured.max())
