@@ -11,8 +11,8 @@ its own strength (session 28: the large scales need their divergent wind, degree
 16-31 do not). A band may hold only some orders (``min_order``, ``max_order``): at
 order 0 alone it damps the zonal-mean meridional wind, the only divergent part of a
 zonally symmetric flow, which a single shallow layer cannot keep (its zonal-mean mass
-flux), while the committed checkpoint's rollouts carry 20 times the truth's day-to-day
-spread of it (session 33). It is differentiable: a model trained with it on learns to
+flux), while session 26's candidate checkpoint carries 20 times the truth's day-to-day
+spread of it (``benchmarks/RESULTS.md``, session 33). It is differentiable: a model trained with it on learns to
 carry its energy in the rotational wind.
 """
 

@@ -22,7 +22,8 @@ planetary ones). A band may add the geopotential in linear balance with its wind
 noise (``balanced_geopotential``), so that it forces balanced flow, as the world's
 vorticity forcing does once the flow has adjusted to it. A band may force only the
 lowest zonal wavenumbers (``max_order``): with ``0`` and a long memory it drives the
-slow shifts of the zonal-mean jets (the annular modes). A model meant to run with
+slow shifts of the zonal-mean jets (the annular modes; ``benchmarks/RESULTS.md``,
+session 33). A model meant to run with
 the forcing is trained through it (its stepper adds it inside the training
 rollouts), so it learns to carry the energy rather than turn it into small-scale noise.
 """
