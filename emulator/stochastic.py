@@ -176,16 +176,16 @@ class RedNoiseBand(nn.Module):
         diagonal = covariance.diagonal(dim1=1, dim2=2)
         jitter = 1e-9 * diagonal.mean(dim=1).clamp_min(1e-30)
         factor = torch.linalg.cholesky(covariance + torch.diag_embed(jitter[:, None].expand_as(diagonal)))
-        factor = factor * in_band[:, None, None] * chosen[None, :, None]
+        factor = factor * chosen[None, :, None]
         selected = in_band[:, None] & chosen[None, :]
         calibrated = float(statistics.lag_covariance.double()[selected].sum() / diagonal[selected].sum())
         self.chosen = [i for i, used in enumerate(chosen.tolist()) if used]
         self.correlation = band.correlation if band.correlation is not None else min(max(calibrated, 0.0), 0.999)
         self.balanced_geopotential = band.balanced_geopotential
         self.factor: torch.Tensor
-        self.in_band: torch.Tensor
+        self.coefficient_mask: torch.Tensor  # the band's degrees and orders
         self.register_buffer("factor", (band.scale * factor).to(torch.complex64), persistent=False)
-        self.register_buffer("in_band", band.coefficient_mask(degrees).to(torch.complex64), persistent=False)
+        self.register_buffer("coefficient_mask", band.coefficient_mask(degrees).to(torch.complex64), persistent=False)
 
     def coefficients(self, generator: torch.Generator) -> torch.Tensor:
         """One draw of the innovation's coefficients ``(1, component, degree, order)``."""
@@ -193,7 +193,7 @@ class RedNoiseBand(nn.Module):
         unit = torch.randn(1, components, degrees, degrees, dtype=torch.complex64, generator=generator)
         # m = 0 coefficients of a real field are real, with the variance of |c_lm|^2 at m > 0
         unit[..., 0] = unit[..., 0].real * math.sqrt(2.0)
-        return torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device) * self.in_band)
+        return torch.einsum("lij,bjlm->bilm", self.factor, unit.to(self.factor.device) * self.coefficient_mask)
 
 
 class StochasticForcing(nn.Module):
