@@ -102,6 +102,7 @@ OFF: dict[str, object] = {
     "spectral_filter": None,
     "balance": None,
     "divergent_wind": None,
+    "rotational_drag": None,
     "clamp": {},
     "conserve": [],
     "equatorial_angular_momentum": False,

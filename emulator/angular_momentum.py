@@ -14,6 +14,19 @@ times the truth's energy (``benchmarks/RESULTS.md``, "The planetary modes").
 :class:`emulator.stability.ConservationFixer` does with a global mean; everything
 else, the axial rotation included, is left as the step made it.
 
+Held, the tilt keeps each member's starting value for ever, while the world's turns
+about 20 degrees a step (a Rossby wave) and its amplitude varies from month to month
+(0.13 to 0.35 of a held-out year's monthly means): its power in a rollout is that of
+the members' starting states (0.56 of the truth's for the benchmark's four), and the
+divergent (2, 1) coefficient, which the world locks to the tilt (``c = 0.56i x``,
+90 % of its variance), runs free. A :class:`TiltModel` advances it instead: the
+truth's one-step regression ``x_1 = a x_0`` predicts its next value with an rms error
+of 0.10 where the network's step errs by 0.27, its departures from ``a x_0`` all but
+uncorrelated with the truth's (0.07; session 26's candidate, training states). So the
+tilt becomes ``a x_0`` plus a white innovation as large as the truth's departure, drawn
+from each member's generator as the stochastic forcing is, and the divergent partner
+follows it; ``emulator calibrate`` fits all three (``benchmarks/RESULTS.md``, session 34).
+
 :class:`AxialRotation` measures the axial component as the equatorial speed ``U`` of
 the solid-body rotation ``U cos(latitude)`` with the same relative angular momentum
 (the zonal wind's projection on ``cos(latitude)``): the super-rotation. A few per cent
@@ -31,34 +44,69 @@ session 21).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from emulator.data.normalizer import Normalizer
 from emulator.grid import Grid
 from emulator.quadrature import AreaMean
-from emulator.winds import ROTATIONAL, every_level_winds, vector_transforms
+from emulator.schema import Strict
+from emulator.winds import DIVERGENT, ROTATIONAL, every_level_winds, vector_transforms
 
-DEGREES = 2  # the transforms resolve degrees 0 and 1: all the fixer touches
+
+class TiltModel(Strict):
+    """The tilt's linear model: each step, its coefficient becomes ``rotation`` times its value before the step
+    plus a white ``innovation`` (the rms of a complex normal draw, m s-1); with ``divergent_partner``, the
+    velocity potential's (2, 1) coefficient becomes that multiple of the new tilt. The default holds the tilt."""
+
+    rotation: tuple[float, float] = Field(
+        (1.0, 0.0), description="[real, imaginary] factor the tilt is multiplied by each step"
+    )
+    innovation: float = Field(0.0, ge=0, description="rms of the tilt's white innovation each step, m s-1")
+    divergent_partner: tuple[float, float] | None = Field(
+        None, description="[real, imaginary] factor of the tilt that is the divergent (2, 1) coefficient; None: free"
+    )
 
 
 class EquatorialAngularMomentumFixer(nn.Module):
-    """Hold every wind level's rotational degree-1, order-1 part at its value before the step (normalized units)."""
+    """Set every wind level's rotational degree-1, order-1 part (and, when asked, its divergent (2, 1) partner)
+    by a :class:`TiltModel` from its value before the step (normalized units)."""
 
-    def __init__(self, normalizer: Normalizer, grid: Grid) -> None:
+    def __init__(self, normalizer: Normalizer, grid: Grid, model: TiltModel | None = None) -> None:
+        """``model`` None: hold the tilt."""
         super().__init__()
+        self.model = model = model or TiltModel()
         self.winds = every_level_winds(normalizer, "equatorial_angular_momentum")
-        self.vsht, self.ivsht = vector_transforms(grid, DEGREES)
-        tilt = torch.zeros(2, DEGREES, DEGREES)
-        tilt[ROTATIONAL, 1, 1] = 1.0
-        self.tilt: torch.Tensor
-        self.register_buffer("tilt", tilt, persistent=False)
+        self.vsht, self.ivsht = vector_transforms(grid, 2 if model.divergent_partner is None else 3)
 
-    def forward(self, state: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    def innovations(self, generators: Sequence[torch.Generator]) -> torch.Tensor | None:
+        """One step's innovation ``(member, level)`` (complex, m s-1), one member per generator; ``None`` if none."""
+        if not self.model.innovation:
+            return None
+        draws = [torch.randn(2, self.winds.levels, generator=generator) for generator in generators]
+        return self.model.innovation * torch.complex(*torch.stack(draws, dim=1)) / math.sqrt(2.0)
+
+    def forward(
+        self, state: torch.Tensor, previous: torch.Tensor, innovation: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``state`` after the step from ``previous``; ``innovation`` (:meth:`innovations`) None: the expected
+        tilt alone."""
+        model = self.model
         with torch.autocast(device_type=state.device.type, enabled=False):
-            drift = self.vsht(self.winds.read(state) - self.winds.read(previous))
-            change = -self.ivsht(drift * self.tilt)
-        return self.winds.add(state, change)
+            tilt = complex(*model.rotation) * self.vsht(self.winds.read(previous))[..., ROTATIONAL, 1, 1]
+            if innovation is not None:
+                tilt = tilt + innovation.to(tilt)
+            after = self.vsht(self.winds.read(state))
+            change = torch.zeros_like(after)
+            change[..., ROTATIONAL, 1, 1] = tilt - after[..., ROTATIONAL, 1, 1]
+            if model.divergent_partner is not None:
+                partner = complex(*model.divergent_partner) * tilt
+                change[..., DIVERGENT, 2, 1] = partner - after[..., DIVERGENT, 2, 1]
+            return self.winds.add(state, self.ivsht(change))
 
 
 class AxialRotation(nn.Module):

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from emulator.angular_momentum import TiltModel
 from emulator.balance import BalanceConfig
 from emulator.data.forcings import COMPUTED
 from emulator.data.regrid import RegridConfig
@@ -22,6 +23,7 @@ from emulator.divergent_wind import DivergentWindConfig
 from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
 from emulator.perturbations import InitialPerturbationConfig, RandomFieldConfig
+from emulator.rotational_drag import RotationalDragConfig
 from emulator.schema import Strict
 from emulator.stability import Bounds, SpectralFilterConfig
 from emulator.stochastic import StochasticForcingConfig
@@ -116,10 +118,15 @@ class StepperConfig(Strict):
     divergent_wind: DivergentWindConfig | None = Field(
         None, description="damp the divergent part of the wind at each level; None: off"
     )
+    rotational_drag: RotationalDragConfig | None = Field(
+        None, description="slow chosen modes of the rotational wind toward rest each step; None: off"
+    )
     clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
     conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")
-    equatorial_angular_momentum: bool = Field(
-        False, description="hold each wind level's equatorial rotation (degree 1, order 1) at its value before the step"
+    equatorial_angular_momentum: bool | TiltModel = Field(
+        False,
+        description="true: hold each wind level's equatorial rotation (degree 1, order 1) at its value before the "
+        "step; a TiltModel: advance it by that linear model",
     )
     stochastic_forcing: StochasticForcingConfig | None = Field(
         None, description="red noise after every step with the residuals' covariance; None: deterministic"

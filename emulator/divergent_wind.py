@@ -18,32 +18,17 @@ carry its energy in the rotational wind.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 from emulator.data.normalizer import Normalizer
 from emulator.grid import Grid
-from emulator.winds import DIVERGENT, BandedRelaxation, every_level_winds, vector_transforms
+from emulator.winds import DIVERGENT, BandedRelaxation, WindPartDamping
 
 
 class DivergentWindConfig(BandedRelaxation):
     """Remove ``strength`` of the divergent wind each step at this band of degrees and at each of ``more_bands``."""
 
 
-class DivergentWindDamping(nn.Module):
+class DivergentWindDamping(WindPartDamping):
     """Damp the divergent part of every level's wind, in normalized units; an error if no level has both winds."""
 
     def __init__(self, config: DivergentWindConfig, normalizer: Normalizer, grid: Grid) -> None:
-        super().__init__()
-        self.winds = every_level_winds(normalizer, "divergent_wind")
-        lmax = config.band_truncation(grid.max_degree)
-        self.vsht, self.ivsht = vector_transforms(grid, lmax)
-        weight = torch.zeros(2, lmax, lmax)
-        weight[DIVERGENT] = config.removed_share(lmax)
-        self.weight: torch.Tensor
-        self.register_buffer("weight", weight, persistent=False)
-
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=state.device.type, enabled=False):
-            change = -self.ivsht(self.vsht(self.winds.read(state)) * self.weight)
-        return self.winds.add(state, change)
+        super().__init__(DIVERGENT, config, normalizer, grid, "divergent_wind", from_rest=False)

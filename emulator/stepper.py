@@ -29,10 +29,12 @@ from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.perturbations import seeded_generator
 from emulator.quadrature import AreaMean
+from emulator.rotational_drag import RotationalDrag
 from emulator.stability import ConservationFixer, PhysicalClamp, SpectralFilter
 from emulator.stochastic import ResidualStatistics, StochasticForcing
 
 FORCING_STREAM = 2  # last entropy word of a member's stochastic-forcing generator
+TILT_STREAM = 6  # last entropy word of a member's tilt-innovation generator
 
 
 class DivergenceError(EmulatorError):
@@ -65,10 +67,14 @@ class Stepper(nn.Module):
         self.divergent_wind = (
             DivergentWindDamping(config.divergent_wind, normalizer, grid) if config.divergent_wind else None
         )
+        self.rotational_drag = (
+            RotationalDrag(config.rotational_drag, normalizer, grid) if config.rotational_drag else None
+        )
         self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
         self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
+        tilt = config.equatorial_angular_momentum
         self.angular_momentum = (
-            EquatorialAngularMomentumFixer(normalizer, grid) if config.equatorial_angular_momentum else None
+            EquatorialAngularMomentumFixer(normalizer, grid, None if tilt is True else tilt) if tilt else None
         )
         self.area_mean = AreaMean(grid)
         self.stochastic_forcing = None
@@ -82,8 +88,15 @@ class Stepper(nn.Module):
                 config.stochastic_forcing, residual_statistics, self.channels, std, grid
             )
 
-    def step(self, state: torch.Tensor, forcing: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """One step, plus ``noise`` (the stochastic forcing) before the controls when given.
+    def step(
+        self,
+        state: torch.Tensor,
+        forcing: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        tilt_innovation: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One step, plus ``noise`` (the stochastic forcing) before the controls when given, and the tilt model's
+        ``tilt_innovation`` (:meth:`tilt_innovations`) when given.
 
         A forcing with batch size one applies to every member of the batch.
         """
@@ -98,12 +111,14 @@ class Stepper(nn.Module):
             following = self.balance(following)
         if self.divergent_wind is not None:
             following = self.divergent_wind(following)
+        if self.rotational_drag is not None:
+            following = self.rotational_drag(following)
         if self.clamp is not None:
             following = self.clamp(following)
         if self.fixer is not None:
             following = self.fixer(following, state)
         if self.angular_momentum is not None:
-            following = self.angular_momentum(following, state)
+            following = self.angular_momentum(following, state, tilt_innovation)
         return following
 
     def member_keys(self, members: Sequence[int]) -> list[tuple[int, ...]]:
@@ -116,6 +131,16 @@ class Stepper(nn.Module):
         if self.stochastic_forcing is None:
             return itertools.repeat(None)
         return self.stochastic_forcing.draws([seeded_generator(key) for key in keys])
+
+    def tilt_innovations(self, keys: Sequence[tuple[int, ...]]) -> Iterator[torch.Tensor | None]:
+        """The tilt model's innovation of each step of a rollout, one member per :meth:`member_keys` entropy (on
+        a stream of its own); ``None``s when it has none."""
+        generators = [seeded_generator((*key[:-1], TILT_STREAM)) for key in keys]
+        return (self.tilt_innovation(generators) for _ in itertools.count())
+
+    def tilt_innovation(self, generators: Sequence[torch.Generator]) -> torch.Tensor | None:
+        """One step's tilt-model innovation ``(member, level)``, one member per generator; ``None`` without one."""
+        return None if self.angular_momentum is None else self.angular_momentum.innovations(generators)
 
     def controls(self) -> dict[str, str]:
         """The step's settings and stability controls, for output attributes."""
@@ -156,10 +181,11 @@ class Stepper(nn.Module):
         (model noise) is applied to each step's state before it is checked and fed back.
         """
         keys = self.member_keys(range(len(initial)) if members is None else members)
-        noises = self.forcing_noise(keys)  # endless: the forcings end the rollout
+        # endless: the forcings end the rollout
+        noises = zip(self.forcing_noise(keys), self.tilt_innovations(keys), strict=False)
         state = initial
-        for step, (forcing, noise) in enumerate(zip(forcings, noises, strict=False), start=1):
-            state = self.step(state, forcing, noise)
+        for step, (forcing, (noise, tilt)) in enumerate(zip(forcings, noises, strict=False), start=1):
+            state = self.step(state, forcing, noise, tilt)
             if perturb is not None:
                 state = perturb(state)
             if self.config.divergence_guard:

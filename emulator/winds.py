@@ -93,3 +93,33 @@ def vector_transforms(grid: Grid, lmax: int) -> tuple[RealVectorSHT, InverseReal
     """The vector transform of ``grid`` to degrees and orders below ``lmax``, and its inverse."""
     resolved = {"lmax": lmax, "mmax": lmax, "grid": grid.kind}
     return RealVectorSHT(grid.nlat, grid.nlon, **resolved), InverseRealVectorSHT(grid.nlat, grid.nlon, **resolved)
+
+
+class WindPartDamping(nn.Module):
+    """Remove, each step, a share of one part of every level's wind (``ROTATIONAL`` or ``DIVERGENT``) at the
+    coefficients of a :class:`BandedRelaxation`, in normalized units.
+
+    With ``from_rest`` the share is of the whole wind, the normalizer's mean included (a drag toward rest);
+    otherwise of its departure from that mean (a constant field, which is zonally symmetric: the two differ at
+    order 0 alone).
+    """
+
+    def __init__(
+        self, part: int, config: BandedRelaxation, normalizer: Normalizer, grid: Grid, control: str, from_rest: bool
+    ) -> None:
+        super().__init__()
+        self.winds = every_level_winds(normalizer, control)
+        lmax = config.band_truncation(grid.max_degree)
+        self.vsht, self.ivsht = vector_transforms(grid, lmax)
+        weight = torch.zeros(2, lmax, lmax)
+        weight[part] = config.removed_share(lmax)
+        mean = torch.as_tensor(np.asarray(normalizer.mean), dtype=torch.float32)[self.winds.index]
+        self.weight: torch.Tensor
+        self.rest: torch.Tensor
+        self.register_buffer("weight", weight, persistent=False)
+        self.register_buffer("rest", mean.reshape(-1, 2, 1, 1) * from_rest, persistent=False)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=state.device.type, enabled=False):
+            change = -self.ivsht(self.vsht(self.winds.read(state) + self.rest) * self.weight)
+        return self.winds.add(state, change)

@@ -4,18 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.angular_momentum import AxialRotation, EquatorialAngularMomentumFixer
+from emulator.angular_momentum import AxialRotation, EquatorialAngularMomentumFixer, TiltModel
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
 from emulator.errors import EmulatorError
 from emulator.stepper import Stepper
-from emulator.winds import ROTATIONAL, vector_transforms
+from emulator.winds import DIVERGENT, ROTATIONAL, every_level_winds, vector_transforms
 from tests.conftest import CHANNELS
 from tests.test_balance import GRID, STD, galewsky_jet
 from tests.test_divergent_wind import normalized, sectoral_gradient
 from tests.test_stepper import Constant
 
 NORMALIZER = Normalizer(tuple(CHANNELS), np.array([1.0e5, 0.0, 0.0]), STD, np.ones(3))
+WIND = every_level_winds(NORMALIZER, "test")
 
 
 def solid_body_rotation(axis: tuple[float, float, float], speed: float) -> torch.Tensor:
@@ -57,6 +58,51 @@ def test_the_tilt_before_the_step_is_kept() -> None:
     after = EquatorialAngularMomentumFixer(NORMALIZER, GRID)(stepped, before)
     assert wind_error(after, before) < 0.02
     assert wind_error(stepped, before) > 3.0
+
+
+def test_a_quarter_turn_moves_the_tilt_axis_a_quarter_of_the_way_west() -> None:
+    before = normalized(solid_body_rotation((1.0, 0.0, 0.0), 2.0))
+    quarter_turn = EquatorialAngularMomentumFixer(NORMALIZER, GRID, TiltModel(rotation=(0.0, 1.0)))
+    after = quarter_turn(torch.zeros_like(before), before)
+    assert wind_error(after, normalized(solid_body_rotation((0.0, -1.0, 0.0), 2.0))) < 0.02  # axis at 90 W
+
+
+def test_a_tilt_model_turns_the_tilt_adds_its_innovation_sets_the_partner_and_leaves_the_rest() -> None:
+    _, jet = galewsky_jet()
+    before = normalized(jet + solid_body_rotation((1.0, 0.0, 0.0), 2.0))
+    stepped = normalized(jet + solid_body_rotation((0.2, 1.0, 0.3), 3.0) + sectoral_gradient(3, 10.0))
+    model = TiltModel(rotation=(0.8, 0.3), innovation=0.1, divergent_partner=(0.1, 0.5))
+    innovation = torch.tensor([[complex(0.05, -0.02)]])
+    after = EquatorialAngularMomentumFixer(NORMALIZER, GRID, model)(stepped, before, innovation)
+    (start, _), (step, step_partner), (tilt, partner) = (tilt_and_partner(state) for state in (before, stepped, after))
+    assert abs(tilt - (complex(0.8, 0.3) * start + complex(0.05, -0.02))) < 1e-4 * abs(start)
+    assert abs(step_partner) < 1e-4 < abs(partner - complex(0.1, 0.5) * step)
+    assert abs(partner - complex(0.1, 0.5) * tilt) < 1e-4 * abs(tilt)
+    vsht, _ = vector_transforms(GRID, 8)
+    change = vsht(WIND.read(after)) - vsht(WIND.read(stepped))
+    change[..., ROTATIONAL, 1, 1] = change[..., DIVERGENT, 2, 1] = 0
+    assert float(change.abs().max()) < 1e-4 * abs(step)
+
+
+def tilt_and_partner(state: torch.Tensor) -> tuple[complex, complex]:
+    """The rotational (1, 1) and divergent (2, 1) coefficients of a normalized state's wind, in m s-1."""
+    vsht, _ = vector_transforms(GRID, 3)
+    coefficients = vsht(WIND.read(state))[0, 0]
+    return complex(coefficients[ROTATIONAL, 1, 1]), complex(coefficients[DIVERGENT, 2, 1])
+
+
+def test_a_rollout_s_tilt_walks_by_the_innovation_member_by_member() -> None:
+    model = TiltModel(innovation=0.5)
+    stepper = Stepper(Constant(0.0, channels=3), NORMALIZER, StepperConfig(equatorial_angular_momentum=model), GRID)
+    start = normalized(solid_body_rotation((1.0, 0.0, 0.0), 2.0)).expand(2, -1, -1, -1)
+    forcings = [torch.zeros(1, 0, *GRID.shape)] * 400
+    pair = torch.stack(list(stepper.rollout(start, forcings)))
+    alone = torch.stack(list(stepper.rollout(start[1:], forcings, members=[1])))
+    torch.testing.assert_close(alone[:, 0], pair[:, 1])
+    tilts = torch.tensor([[tilt_and_partner(state[None])[0] for state in member] for member in pair.unbind(1)])
+    steps = tilts.diff(dim=1, prepend=torch.full((2, 1), tilt_and_partner(start[:1])[0]))
+    assert float(steps.abs().square().mean().sqrt()) == pytest.approx(0.5, rel=0.1)
+    assert abs(complex((steps[0] * steps[1].conj()).mean())) < 0.1 * 0.25, "members draw apart"
 
 
 @pytest.mark.parametrize("enabled", [True, False])

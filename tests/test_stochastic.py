@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 import yaml
 
+from emulator.angular_momentum import TiltModel
 from emulator.balance import EARTH_RADIUS_M, EARTH_ROTATION_RATE_S
 from emulator.checkpoint import load_checkpoint
 from emulator.cli import main
@@ -28,8 +29,10 @@ from emulator.stochastic import (
     StochasticForcing,
     StochasticForcingConfig,
 )
+from emulator.training.calibration import TiltMoments
 from emulator.training.loss import AlmostFairCRPS, LossConfig, TrainingLoss
 from emulator.training.train import rollout_loss
+from emulator.winds import DIVERGENT, ROTATIONAL, every_level_winds, vector_transforms
 from tests.conftest import CHANNELS
 from tests.test_stepper import Constant
 
@@ -37,6 +40,7 @@ GRID = Grid(32, 64)
 DEGREES = GRID.max_degree
 NAMES = ["geopotential@250", "stream_function@250", "velocity_potential@250"]
 STD = torch.tensor([100.0, 5.0, 7.0])
+TILT_NORMALIZER = Normalizer(tuple(CHANNELS), np.array([1.0e5, 0.0, 0.0]), np.array([3000.0, 12.0, 8.0]), np.ones(3))
 DRIVE = {"components": ["geopotential@250", "stream_function@250"], "min_degree": 3, "max_degree": 10}
 
 
@@ -268,6 +272,33 @@ def test_ensemble_rollout_loss_scores_each_windows_members_with_their_own_forcin
     assert not torch.allclose(alone[-1, :, 0], alone[-1, :, 1]), "a window's members differ by their forcing"
 
 
+def test_the_tilt_model_fitted_to_a_truth() -> None:
+    generator = torch.Generator().manual_seed(3)
+    start = torch.complex(*torch.randn(2, 64, dtype=torch.float64, generator=generator))
+    departure = 0.1 * torch.complex(*torch.randn(2, 64, dtype=torch.float64, generator=generator))
+    rotation, partner = 0.9 * np.exp(0.35j), 0.55j
+    following = rotation * start + departure
+    moments = TiltMoments(TILT_NORMALIZER, GRID)
+    moments.add(*(tilt_states(tilt, partner * tilt) for tilt in (start, following)))
+    fitted = moments.fit()
+    least_squares = complex((following * start.conj()).sum() / start.abs().square().sum())
+    np.testing.assert_allclose(fitted.rotation, (least_squares.real, least_squares.imag), atol=1e-4)
+    assert abs(least_squares - rotation) < 0.03
+    innovation = float((following - least_squares * start).abs().square().mean().sqrt())
+    assert fitted.innovation == pytest.approx(innovation, abs=2e-4) and 0.12 < innovation < 0.16
+    np.testing.assert_allclose(fitted.divergent_partner, (0.0, 0.55), atol=1e-4)
+
+
+def tilt_states(tilt: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """Normalized states whose wind (m s-1) is a rotational (1, 1) coefficient ``tilt`` and a divergent (2, 1)
+    coefficient ``partner`` each, by the inverse vector transform."""
+    coefficients = torch.zeros(len(tilt), 2, 3, 3, dtype=torch.complex64)
+    coefficients[:, ROTATIONAL, 1, 1], coefficients[:, DIVERGENT, 2, 1] = tilt, partner
+    wind = vector_transforms(GRID, 3)[1](coefficients)
+    state = torch.zeros(len(tilt), 3, *GRID.shape)
+    return every_level_winds(TILT_NORMALIZER, "test").add(state, wind[:, None])
+
+
 def calibrated_checkpoint(trained: tuple[Path, Path], tmp_path: Path) -> Path:
     config, workdir = trained
     output = tmp_path / "calibrated.ckpt"
@@ -286,6 +317,10 @@ def test_calibration_measures_the_one_step_residuals(trained: tuple[Path, Path],
     normalizer = loaded.normalizer.subset(CHANNELS)
     source = ZarrSource(config.data.store, CHANNELS)
     states = normalizer.normalize(torch.from_numpy(source.read(list(source.period_indices(config.data.train_period)))))
+    tilt = vector_transforms(GRID, 2)[0](every_level_winds(normalizer, "test").read(states))[:, 0, ROTATIONAL, 1, 1]
+    rotation = (tilt[1:11] * tilt[:10].conj()).sum() / tilt[:10].abs().square().sum()  # the truth's x_1 = a x_0
+    fitted = TiltModel.model_validate_json(statistics.provenance["tilt_model"])
+    np.testing.assert_allclose(fitted.rotation, (float(rotation.real), float(rotation.imag)), atol=1e-4)
     stepper = Stepper(loaded.model, normalizer, config.stepper, GRID)
     with torch.no_grad():
         residuals = (states[1:] - stepper.step(states[:-1], torch.zeros(1, 0, 32, 64))).double()

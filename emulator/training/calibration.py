@@ -4,7 +4,10 @@ From two-step windows of the training period, ``e_1 = x_1 - step(x_0)`` and
 ``e_2 = x_2 - step(x_1)`` are the one-step residuals of the deterministic stepper
 (the config's controls, no stochastic forcing). Their per-degree covariance across
 components, and each component's covariance between ``e_1`` and ``e_2``, are
-stored in the checkpoint with where they came from.
+stored in the checkpoint with where they came from. When the channels hold a wind,
+the same windows fit the tilt's linear model (:class:`TiltMoments`), which is
+logged and kept in the statistics' provenance as ``tilt_model``, the setting of
+``stepper.equatorial_angular_momentum``.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from pathlib import Path
 import torch
 
 from emulator import __version__
+from emulator.angular_momentum import TiltModel
 from emulator.checkpoint import check_fits, load_checkpoint
 from emulator.config import Config
+from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
 from emulator.device import choose_device
 from emulator.errors import EmulatorError
+from emulator.grid import Grid
+from emulator.spectra import wind_levels
 from emulator.stepper import Stepper
 from emulator.stochastic import ResidualStatistics, SpectralComponents
 from emulator.training.batches import StoreBatches
+from emulator.winds import DIVERGENT, ROTATIONAL, every_level_winds, vector_transforms
 
 LOG = logging.getLogger(__name__)
 BATCH_SIZE = 16
@@ -67,6 +75,47 @@ class ResidualMoments:
         )
 
 
+class TiltMoments:
+    """Running sums that fit a :class:`~emulator.angular_momentum.TiltModel` to the truth.
+
+    From pairs of the truth's tilt ``x_0, x_1`` (the first wind level's rotational (1, 1)
+    coefficient, one step apart) and its divergent (2, 1) coefficient ``c`` with ``x_1``:
+    ``rotation`` is the least-squares ``a`` of ``x_1 = a x_0``, ``innovation`` the rms of
+    ``x_1 - a x_0`` and ``divergent_partner`` the least-squares ``k`` of ``c = k x_1``.
+    """
+
+    def __init__(self, normalizer: Normalizer, grid: Grid) -> None:
+        self.winds = every_level_winds(normalizer, "equatorial_angular_momentum")
+        self.vsht, _ = vector_transforms(grid, 3)
+        self.sums = dict.fromkeys(("x0x0", "x1x0", "x1x1", "cx1"), torch.zeros((), dtype=torch.complex128))
+        self.count = 0
+
+    def coefficients(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first level's rotational (1, 1) and divergent (2, 1) coefficients of normalized states."""
+        vector = self.vsht(self.winds.read(state)[:, 0]).to(torch.complex128)
+        return vector[:, ROTATIONAL, 1, 1], vector[:, DIVERGENT, 2, 1]
+
+    def add(self, start: torch.Tensor, following: torch.Tensor) -> None:
+        """Normalized truth states ``(batch, channel, lat, lon)`` and those one step later."""
+        (x0, _), (x1, c) = self.coefficients(start), self.coefficients(following)
+        for name, (a, b) in {"x0x0": (x0, x0), "x1x0": (x1, x0), "x1x1": (x1, x1), "cx1": (c, x1)}.items():
+            self.sums[name] = self.sums[name] + (a * b.conj()).sum()
+        self.count += len(x0)
+
+    def fit(self) -> TiltModel:
+        sums = self.sums
+        x0x0, x1x1 = sums["x0x0"].real, sums["x1x1"].real
+        rotation = sums["x1x0"] / x0x0
+        departure = x1x1 - 2 * (rotation.conj() * sums["x1x0"]).real + rotation.abs() ** 2 * x0x0
+        innovation = round(float((departure.clamp_min(0) / self.count).sqrt()), 4)
+        return TiltModel(rotation=_pair(rotation), innovation=innovation, divergent_partner=_pair(sums["cx1"] / x1x1))
+
+
+def _pair(value: torch.Tensor) -> tuple[float, float]:
+    """A complex number as a config's ``[real, imaginary]``."""
+    return round(float(value.real), 4), round(float(value.imag), 4)
+
+
 @torch.no_grad()
 def calibrate(config: Config, checkpoint_path: str, output: str | None, windows: int, device: str = "auto") -> Path:
     """Measure the residual statistics of a checkpoint on ``windows`` windows of the config's training period.
@@ -83,6 +132,7 @@ def calibrate(config: Config, checkpoint_path: str, output: str | None, windows:
         update={"residual": loaded.config.stepper.residual, "stochastic_forcing": None}
     )
     stepper = Stepper(loaded.model, normalizer, controls, loaded.grid).to(target).eval()
+    tilt = TiltMoments(normalizer, loaded.grid) if wind_levels(normalizer.channels) else None
     batches = StoreBatches(
         source, data.prognostic, data.forcing, loaded.normalizer, data.train_period, 2, BATCH_SIZE, 0, True, data.regrid
     )
@@ -93,6 +143,8 @@ def calibrate(config: Config, checkpoint_path: str, output: str | None, windows:
         first = state[:, 1] - stepper.step(state[:, 0], forcing[:, 0])
         second = state[:, 2] - stepper.step(state[:, 1], forcing[:, 1])
         moments.add(first.cpu(), second.cpu())
+        if tilt is not None:
+            tilt.add(state[:, 0].cpu(), state[:, 1].cpu())
         if moments.count >= windows:
             break
     if moments.count < 2:
@@ -107,6 +159,10 @@ def calibrate(config: Config, checkpoint_path: str, output: str | None, windows:
         "version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if tilt is not None:
+        fitted = tilt.fit().model_dump_json()
+        provenance["tilt_model"] = fitted
+        LOG.info("the tilt's linear model: stepper.equatorial_angular_momentum=%s", fitted)
     statistics = moments.statistics(provenance)
     LOG.info("residual statistics from %d windows; components %s", moments.count, ", ".join(statistics.components))
     return dataclasses.replace(loaded, residual_statistics=statistics).save(output or checkpoint_path)

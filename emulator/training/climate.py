@@ -142,7 +142,8 @@ def free_run(
     """``steps`` steps of free-running ``state`` (no forcings), each with its stochastic forcing's AR(1) state
     ``(band, chain, channel, lat, lon)``.
 
-    The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state. With
+    The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state, which
+    also draws the tilt model's innovations when it has them. With
     ``recompute`` each step keeps only its inputs for the backward pass and runs again there.
     """
     stochastic = stepper.stochastic_forcing
@@ -152,10 +153,11 @@ def free_run(
         if stochastic is not None:
             forcing = stochastic.advance(forcing, generators).to(state.device)
             noise = forcing.sum(dim=0)
+        tilt = stepper.tilt_innovation(generators)
         if recompute and torch.is_grad_enabled():
-            state = checkpoint(stepper.step, state, empty, noise, use_reentrant=False)
+            state = checkpoint(stepper.step, state, empty, noise, tilt, use_reentrant=False)
         else:
-            state = stepper.step(state, empty, noise)
+            state = stepper.step(state, empty, noise, tilt)
         yield state, forcing
 
 

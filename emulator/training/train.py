@@ -87,13 +87,15 @@ def rollout_loss(
     """Mean loss over a multi-step rollout of ``state[:, 0]`` against ``state[:, 1:]``.
 
     Each window is rolled out by ``members`` members, consecutive in the batch; ``keys``
-    (one per member) seed the generators of the stepper's stochastic forcing, when it has one.
+    (one per member) seed the generators of the stepper's stochastic forcing and tilt innovations, when it has
+    them.
     """
     prediction, total = state[:, 0].repeat_interleave(members, dim=0), state.new_zeros(())
     forcing = forcing.repeat_interleave(members, dim=0)
     steps = state.shape[1] - 1
-    for i, noise in enumerate(islice(stepper.forcing_noise(keys), steps)):
-        prediction = stepper.step(prediction, forcing[:, i], noise)
+    noises = zip(stepper.forcing_noise(keys), stepper.tilt_innovations(keys), strict=False)
+    for i, (noise, tilt) in enumerate(islice(noises, steps)):
+        prediction = stepper.step(prediction, forcing[:, i], noise, tilt)
         total = total + loss(prediction, state[:, i + 1])
     return total / steps
 
