@@ -39,7 +39,9 @@ Figures:
   truth's) and ``zonal_persistence_{1,5,10}d_*`` (lag autocorrelation of their departures, the
   truth's in the config); and ``zonal_band_gap_*``, the largest gap between the zonally symmetric
   (order 0) part of a band's power and the truth's, as a share of the truth's whole band power
-  (the band and both shares in the config): a band can pass on a zonal-mean flow the truth lacks;
+  (the band and both shares in the config, each also split off for the zonal means' day-to-day
+  departures, ``variability_share``): a band can pass on a zonal-mean flow the truth lacks, or on
+  mean jets too strong for jets too steady;
 * the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
   and ``energy_truth_floor``, ``spectrum_error_truth_floor``,
   ``bands_within_tolerance_truth_floor`` (and their ``_decade`` forms) are the medians
@@ -74,10 +76,10 @@ from benchmarks.world_climate import (
     PERSISTENCE_LAGS,
     Climate,
     Diagnostics,
+    ZonalPower,
     bands_within,
     spectrum_error,
     world_climate,
-    zonal_band_power,
     zonal_offset,
     zonal_persistence,
     zonal_spread,
@@ -310,18 +312,22 @@ def planetary_factors(
 
 
 def zonal_band_gap(
-    zonal_power: torch.Tensor,
-    truth_zonal_power: torch.Tensor,
+    zonal: ZonalPower,
+    truth_zonal: ZonalPower,
     truth_bands: torch.Tensor,
     band_power: BandPower,
     label: str,
 ) -> tuple[float, dict[str, object]]:
     """The largest gap between a window's zonally symmetric band power and the truth's, as a share of the truth's
-    whole band power, and where it is (band, both shares); noting every band's share beside the truth's."""
-    shares, truth_shares = zonal_power / truth_bands, truth_zonal_power / truth_bands
+    whole band power, and where it is (band, both shares, and both shares of the zonal means' day-to-day
+    departures); noting every band's shares beside the truth's."""
+    shares, truth_shares = zonal.whole / truth_bands, truth_zonal.whole / truth_bands
+    variability, truth_variability = zonal.variability / truth_bands, truth_zonal.variability / truth_bands
     note(
         f"{label}: zonal-mean (order 0) band power over the truth's whole (rows z, u, v, KE; bands {BANDS}):\n"
-        f"{np.round(shares.numpy(), 2)}\ntruth:\n{np.round(truth_shares.numpy(), 2)}"
+        f"{np.round(shares.numpy(), 2)}\ntruth:\n{np.round(truth_shares.numpy(), 2)}\n"
+        f"of which in the day-to-day departures:\n{np.round(variability.numpy(), 2)}\n"
+        f"truth:\n{np.round(truth_variability.numpy(), 2)}"
     )
     gap = (shares - truth_shares).abs()
     quantity, band = divmod(int(gap.argmax()), gap.shape[1])
@@ -329,6 +335,8 @@ def zonal_band_gap(
         "band": f"{band_power.quantities[quantity]} {band_power.labels[band]}",
         "share": round(float(shares[quantity, band]), 4),
         "truth_share": round(float(truth_shares[quantity, band]), 4),
+        "variability_share": round(float(variability[quantity, band]), 4),
+        "truth_variability_share": round(float(truth_variability[quantity, band]), 4),
     }
     return float(gap.max()), where
 
@@ -436,7 +444,7 @@ def controlled_rollout(
     truth_shares = SlowManifold.shares(manifold.powers(truth_days))
     modes = PlanetaryModes(checkpoint.grid, checkpoint.prognostic)
     truth_modes = modes.powers(truth_days)
-    truth_zonal_power = zonal_band_power(diagnostics, climate.zonal[:, ::TRUTH_ZONAL_EVERY_DAYS].flatten(0, 1))
+    truth_zonal = ZonalPower.of(diagnostics, climate.zonal[:, ::TRUTH_ZONAL_EVERY_DAYS].flatten(0, 1))
     steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
     windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
@@ -473,10 +481,8 @@ def controlled_rollout(
                     emit(bench, f"bands_within_tolerance{suffix}_{marks[step]}", within, at | tolerance, device)
                     window_zonal, figures = torch.stack(zonal[-window:]), f"{suffix}_{marks[step]}"
                     zonal_scores(window_zonal, climate, checkpoint.prognostic, figures, at, bench, device)
-                    zonal_power = zonal_band_power(diagnostics, window_zonal.flatten(0, 1))
-                    gap, where = zonal_band_gap(
-                        zonal_power, truth_zonal_power, truth_bands, diagnostics.band_power, label
-                    )
+                    zonal_power = ZonalPower.of(diagnostics, window_zonal.flatten(0, 1))
+                    gap, where = zonal_band_gap(zonal_power, truth_zonal, truth_bands, diagnostics.band_power, label)
                     emit(bench, f"zonal_band_gap{figures}", gap, at | where, device)
                     shares = manifold_shares(torch.stack(powers[-window:]).mean(dim=0), truth_shares, label)
                     for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):

@@ -99,6 +99,20 @@ def zonal_band_power(diagnostics: Diagnostics, zonal: torch.Tensor, chunk: int =
     return torch.stack(sums).sum(dim=0) / len(zonal)
 
 
+@dataclass(frozen=True)
+class ZonalPower:
+    """``(quantity, band)`` zonally symmetric band power of daily zonal means: all of it, and the part in their
+    day-to-day departures from their mean (the rest is the mean jets')."""
+
+    whole: torch.Tensor
+    variability: torch.Tensor
+
+    @classmethod
+    def of(cls, diagnostics: Diagnostics, zonal: torch.Tensor) -> ZonalPower:
+        """The power of ``(sample, channel, lat)`` zonal means."""
+        return cls(zonal_band_power(diagnostics, zonal), zonal_band_power(diagnostics, zonal - zonal.mean(dim=0)))
+
+
 @dataclass
 class Climate:
     """Daily diagnostics of independent years: ``energy (year, day)``, ``bands (year, day, quantity, band)``,

@@ -63,6 +63,8 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     quantity, _, band = gap["config"]["band"].rpartition(" ")
     assert quantity in [*CHANNELS, "kinetic_energy@250"] and band in {"1-1", "2-3", "4-7", "8-15", "16-31"}
     assert gap["value"] == pytest.approx(abs(gap["config"]["share"] - gap["config"]["truth_share"]), abs=2e-4)
+    for whole, departures in (("share", "variability_share"), ("truth_share", "truth_variability_share")):
+        assert 0 <= gap["config"][departures] <= gap["config"][whole] + 1e-4
     zonal = {(r["figure"], r["config"]["channel"]): r for r in records if "channel" in r["config"]}
     scores = ("offset", "spread", "persistence_1d")  # the truth of --quick has four days: no longer lag
     assert set(zonal) == {(f"zonal_{score}_end", channel) for score in scores for channel in CHANNELS}

@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 import xarray as xr
 
 from benchmarks.world_climate import (
     Climate,
     Diagnostics,
+    ZonalPower,
     bands_within,
     world_climate,
     zonal_band_power,
@@ -139,3 +141,22 @@ def test_zonal_band_power_is_the_band_power_of_the_zonally_symmetric_part() -> N
     torch.testing.assert_close(zonal, diagnostics.bands(symmetric).mean(dim=0), rtol=1e-4, atol=1e-6)
     whole = diagnostics.bands(states).mean(dim=0)
     assert float(whole[0, 1]) > 10 * float(zonal[0, 1]), "the wave's degree-3 power is not the zonal mean's"
+
+
+def test_zonal_power_splits_the_mean_jets_from_their_day_to_day_departures() -> None:
+    grid = Grid(32, 64)
+    diagnostics = Diagnostics(grid, CHANNELS)
+    latitude = torch.deg2rad(torch.as_tensor(grid.latitudes, dtype=torch.float32))
+    jets = torch.cos(latitude) ** 2 * torch.cos(4 * latitude)  # symmetric about the equator: even degrees
+    shift = 2.0 * torch.sin(latitude)  # antisymmetric: odd degrees, alternating in sign from day to day
+    zonal = torch.stack([jets + sign * shift for sign in (1.0, -1.0, 1.0, -1.0)])[:, None].expand(4, 3, -1)
+    power = ZonalPower.of(diagnostics, zonal.contiguous())
+
+    def band_power_of(profile: torch.Tensor) -> torch.Tensor:
+        return diagnostics.bands(profile[None, None, :, None].expand(1, 3, grid.nlat, grid.nlon)).mean(dim=0)
+
+    torch.testing.assert_close(power.variability, band_power_of(shift), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(power.whole - power.variability, band_power_of(jets), rtol=1e-4, atol=1e-5)
+    assert float(power.variability[0, 0]) > 0 and float(power.whole[0, 0]) == pytest.approx(
+        float(power.variability[0, 0]), rel=1e-3
+    ), "degree 1 holds the departures alone"
