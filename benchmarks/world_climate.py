@@ -109,8 +109,10 @@ class ZonalPower:
 
     @classmethod
     def of(cls, diagnostics: Diagnostics, zonal: torch.Tensor) -> ZonalPower:
-        """The power of ``(sample, channel, lat)`` zonal means."""
-        return cls(zonal_band_power(diagnostics, zonal), zonal_band_power(diagnostics, zonal - zonal.mean(dim=0)))
+        """The power of ``(sample, channel, lat)`` zonal means; band power is quadratic, so the departures' is the
+        whole less the mean's."""
+        whole = zonal_band_power(diagnostics, zonal)
+        return cls(whole, whole - zonal_band_power(diagnostics, zonal.mean(dim=0, keepdim=True)))
 
 
 @dataclass
