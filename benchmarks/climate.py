@@ -8,7 +8,7 @@ control of ``configs/world.yaml`` (with the ``--set`` overrides, as the CLI's) a
 the stochastic forcing the checkpoint was trained through (if any). It prints
 ``spectrum_error_*``, ``bands_within_tolerance_*``, ``unbalanced_geopotential_*``,
 ``divergent_kinetic_energy_*``, ``planetary_mode_factor_*``, ``divergent_mode_factor_*``,
-the jets' ``zonal_*`` figures, ``energy_drift``,
+``tilt_wave_coherence_*``, the jets' ``zonal_*`` figures, ``energy_drift``,
 ``steps_to_nonfinite``, ``sypd`` and the truth's own floor for windows of as many
 member-years (``*_truth_floor*``) as ``skill`` does, against the same truth climate,
 noting every band's power over the truth's, and its slow-manifold shares and

@@ -32,8 +32,9 @@ Figures:
   held-out truth's, every fourth day, in the figure's config), and
   ``planetary_mode_factor_*``, the largest factor by which a mode of degree 1-3
   (each order apart, :mod:`benchmarks.planetary_modes`) is off those truth days'
-  power, the worst mode in the figure's config, and ``divergent_mode_factor_*``, the
-  same for the divergent wind's modes;
+  power, the worst mode in the figure's config, ``divergent_mode_factor_*``, the
+  same for the divergent wind's modes, and ``tilt_wave_coherence_*``, how much of the
+  tilt moves with the order-1 planetary wave (the truth's in the config);
 * at the same marks, the jets: per channel ``zonal_offset_*`` (area-weighted rms offset of the mean
   zonal mean, physical units), ``zonal_spread_*`` (day-to-day spread of the zonal means over the
   truth's) and ``zonal_persistence_{1,5,10}d_*`` (lag autocorrelation of their departures, the
@@ -67,7 +68,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from benchmarks.planetary_modes import BALANCED, QUANTITIES, PlanetaryModes, mode_factor
+from benchmarks.planetary_modes import BALANCED, QUANTITIES, PlanetaryModes, coherence, mode_factor
 from benchmarks.slow_manifold import SHARES, SlowManifold
 from benchmarks.timing import emit, note
 from benchmarks.world_climate import (
@@ -444,6 +445,7 @@ def controlled_rollout(
     truth_shares = SlowManifold.shares(manifold.powers(truth_days))
     modes = PlanetaryModes(checkpoint.grid, checkpoint.prognostic)
     truth_modes = modes.powers(truth_days)
+    truth_coherence = round(coherence(modes.tilt_wave(truth_days)), 3)
     truth_zonal = ZonalPower.of(diagnostics, climate.zonal[:, ::TRUTH_ZONAL_EVERY_DAYS].flatten(0, 1))
     steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
     days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
@@ -460,6 +462,7 @@ def controlled_rollout(
     zonal: list[torch.Tensor] = []
     powers: list[torch.Tensor] = []
     mode_powers: list[torch.Tensor] = []
+    tilt_wave: list[torch.Tensor] = []
     reached, start = 0, time.perf_counter()
     try:
         for step, state in long_rollout(checkpoint, controls, initial, years, device):
@@ -469,6 +472,7 @@ def controlled_rollout(
             zonal = [*zonal[1 - kept :], state.mean(dim=-1).cpu()]
             powers = [*powers[1 - kept :], manifold.powers(state)]
             mode_powers = [*mode_powers[1 - kept :], modes.powers(state)]
+            tilt_wave = [*tilt_wave[1 - kept :], modes.tilt_wave(state)]
             for suffix, window in windows.items():
                 if step in marks and len(bands) >= window:
                     label = f"{suffix.strip('_')} {marks[step]}".strip()
@@ -491,6 +495,14 @@ def controlled_rollout(
                     window_modes = torch.stack(mode_powers[-window:]).mean(dim=0)
                     for name, (factor, worst) in planetary_factors(window_modes, truth_modes, modes, label).items():
                         emit(bench, f"{name}{suffix}_{marks[step]}", factor, at | {"worst": worst}, device)
+                    window_coherence = coherence(torch.stack(tilt_wave[-window:]).mean(dim=0))
+                    emit(
+                        bench,
+                        f"tilt_wave_coherence{figures}",
+                        window_coherence,
+                        at | {"truth": truth_coherence},
+                        device,
+                    )
             if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
                 annual.append(float(np.mean(energy[-YEAR_DAYS:])))
                 note(f"year {len(annual)}: mean kinetic energy {annual[-1]:.1f} (truth climate {truth_energy:.1f})")

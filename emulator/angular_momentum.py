@@ -25,7 +25,14 @@ of 0.10 where the network's step errs by 0.27, its departures from ``a x_0`` all
 uncorrelated with the truth's (0.07; session 26's candidate, training states). So the
 tilt becomes ``a x_0`` plus a white innovation as large as the truth's departure, drawn
 from each member's generator as the stochastic forcing is, and the divergent partner
-follows it; ``emulator calibrate`` fits all three (``benchmarks/RESULTS.md``, session 34).
+follows it (``benchmarks/RESULTS.md``, session 34). Nor is the world's tilt a mode of its
+own: the stream function's (3, 1) coefficient, the order-1 planetary wave, carries it (63 %
+of that wave's variance is a multiple of the tilt over a held-out year), and half the
+meridional wind's degree-1 power is their coherence. A tilt advanced apart from the
+network's wave has its power and none of that coherence (v at degree 1 0.8 of the truth's),
+so the model adds ``b y_1``, a multiple of the wave the step made: the truth's regression
+``x_1 = a x_0 + b y_1`` errs by 0.082 where ``a x_0`` alone errs by 0.108, and
+``emulator calibrate`` fits ``a``, ``b``, the innovation and the partner (session 37).
 
 :class:`AxialRotation` measures the axial component as the equatorial speed ``U`` of
 the solid-body rotation ``U cos(latitude)`` with the same relative angular momentum
@@ -59,12 +66,16 @@ from emulator.winds import DIVERGENT, ROTATIONAL, every_level_winds, vector_tran
 
 
 class TiltModel(Strict):
-    """The tilt's linear model: each step, its coefficient becomes ``rotation`` times its value before the step
-    plus a white ``innovation`` (the rms of a complex normal draw, m s-1); with ``divergent_partner``, the
-    velocity potential's (2, 1) coefficient becomes that multiple of the new tilt. The default holds the tilt."""
+    """The tilt's linear model: each step, its coefficient becomes ``rotation`` times its value before the step,
+    plus ``wave_coupling`` times the stream function's (3, 1) coefficient after the step, plus a white
+    ``innovation`` (the rms of a complex normal draw, m s-1); with ``divergent_partner``, the velocity
+    potential's (2, 1) coefficient becomes that multiple of the new tilt. The default holds the tilt."""
 
     rotation: tuple[float, float] = Field(
         (1.0, 0.0), description="[real, imaginary] factor the tilt is multiplied by each step"
+    )
+    wave_coupling: tuple[float, float] | None = Field(
+        None, description="[real, imaginary] factor of the stream function's (3, 1) coefficient added to the tilt"
     )
     innovation: float = Field(0.0, ge=0, description="rms of the tilt's white innovation each step, m s-1")
     divergent_partner: tuple[float, float] | None = Field(
@@ -81,7 +92,8 @@ class EquatorialAngularMomentumFixer(nn.Module):
         super().__init__()
         self.model = model = model or TiltModel()
         self.winds = every_level_winds(normalizer, "equatorial_angular_momentum")
-        self.vsht, self.ivsht = vector_transforms(grid, 2 if model.divergent_partner is None else 3)
+        degrees = 4 if model.wave_coupling is not None else 2 if model.divergent_partner is None else 3
+        self.vsht, self.ivsht = vector_transforms(grid, degrees)
 
     def innovations(self, generators: Sequence[torch.Generator]) -> torch.Tensor | None:
         """One step's innovation ``(member, level)`` (complex, m s-1), one member per generator; ``None`` if none."""
@@ -97,10 +109,12 @@ class EquatorialAngularMomentumFixer(nn.Module):
         tilt alone."""
         model = self.model
         with torch.autocast(device_type=state.device.type, enabled=False):
+            after = self.vsht(self.winds.read(state))
             tilt = complex(*model.rotation) * self.vsht(self.winds.read(previous))[..., ROTATIONAL, 1, 1]
+            if model.wave_coupling is not None:
+                tilt = tilt + complex(*model.wave_coupling) * after[..., ROTATIONAL, 3, 1]
             if innovation is not None:
                 tilt = tilt + innovation.to(tilt)
-            after = self.vsht(self.winds.read(state))
             change = torch.zeros_like(after)
             change[..., ROTATIONAL, 1, 1] = tilt - after[..., ROTATIONAL, 1, 1]
             if model.divergent_partner is not None:

@@ -67,15 +67,36 @@ def test_a_quarter_turn_moves_the_tilt_axis_a_quarter_of_the_way_west() -> None:
     assert wind_error(after, normalized(solid_body_rotation((0.0, -1.0, 0.0), 2.0))) < 0.02  # axis at 90 W
 
 
-def test_a_tilt_model_turns_the_tilt_adds_its_innovation_sets_the_partner_and_leaves_the_rest() -> None:
+def planetary_wave(speed: float) -> torch.Tensor:
+    """``(2, lat, lon)`` rotational wind of the stream function's degree-3, order-1 harmonic.
+
+    Written out analytically: for ``psi = cos(lat) (5 sin^2(lat) - 1) cos(lon)``, ``u = -d psi / d lat =
+    -sin(lat) (11 - 15 sin^2(lat)) cos(lon)`` and ``v = d psi / d lon / cos(lat) = -(5 sin^2(lat) - 1) sin(lon)``,
+    scaled to a largest speed near ``speed``.
+    """
+    sine = torch.sin(torch.deg2rad(torch.as_tensor(GRID.latitudes, dtype=torch.float64)))[:, None]
+    longitude = torch.linspace(0, 2 * torch.pi, GRID.nlon + 1, dtype=torch.float64)[:-1]
+    wind = torch.stack([-sine * (11 - 15 * sine**2) * torch.cos(longitude), -(5 * sine**2 - 1) * torch.sin(longitude)])
+    return (speed * wind / wind.abs().max()).float()
+
+
+def test_a_tilt_model_turns_the_tilt_follows_the_wave_adds_its_innovation_sets_the_partner_and_leaves_the_rest() -> (
+    None
+):
     _, jet = galewsky_jet()
     before = normalized(jet + solid_body_rotation((1.0, 0.0, 0.0), 2.0))
-    stepped = normalized(jet + solid_body_rotation((0.2, 1.0, 0.3), 3.0) + sectoral_gradient(3, 10.0))
-    model = TiltModel(rotation=(0.8, 0.3), innovation=0.1, divergent_partner=(0.1, 0.5))
+    stepped = normalized(
+        jet + solid_body_rotation((0.2, 1.0, 0.3), 3.0) + sectoral_gradient(3, 10.0) + planetary_wave(20.0)
+    )
+    model = TiltModel(rotation=(0.8, 0.3), wave_coupling=(0.05, -0.04), innovation=0.1, divergent_partner=(0.1, 0.5))
     innovation = torch.tensor([[complex(0.05, -0.02)]])
     after = EquatorialAngularMomentumFixer(NORMALIZER, GRID, model)(stepped, before, innovation)
-    (start, _), (step, step_partner), (tilt, partner) = (tilt_and_partner(state) for state in (before, stepped, after))
-    assert abs(tilt - (complex(0.8, 0.3) * start + complex(0.05, -0.02))) < 1e-4 * abs(start)
+    (start, _, _), (step, step_partner, wave), (tilt, partner, _) = (
+        order_one(state) for state in (before, stepped, after)
+    )
+    assert abs(complex(0.05, -0.04) * wave) > 0.1  # m s-1: the coupling moves the tilt
+    expected = complex(0.8, 0.3) * start + complex(0.05, -0.04) * wave + complex(0.05, -0.02)
+    assert abs(tilt - expected) < 1e-4 * abs(expected)
     assert abs(step_partner) < 1e-4 < abs(partner - complex(0.1, 0.5) * step)
     assert abs(partner - complex(0.1, 0.5) * tilt) < 1e-4 * abs(tilt)
     vsht, _ = vector_transforms(GRID, 8)
@@ -84,11 +105,14 @@ def test_a_tilt_model_turns_the_tilt_adds_its_innovation_sets_the_partner_and_le
     assert float(change.abs().max()) < 1e-4 * abs(step)
 
 
-def tilt_and_partner(state: torch.Tensor) -> tuple[complex, complex]:
-    """The rotational (1, 1) and divergent (2, 1) coefficients of a normalized state's wind, in m s-1."""
-    vsht, _ = vector_transforms(GRID, 3)
+def order_one(state: torch.Tensor) -> tuple[complex, complex, complex]:
+    """The rotational (1, 1) and divergent (2, 1) coefficients of a normalized state's wind (the tilt and its
+    partner), and its rotational (3, 1) coefficient (the planetary wave), in m s-1."""
+    vsht, _ = vector_transforms(GRID, 4)
     coefficients = vsht(WIND.read(state))[0, 0]
-    return complex(coefficients[ROTATIONAL, 1, 1]), complex(coefficients[DIVERGENT, 2, 1])
+    return tuple(
+        complex(coefficients[part, degree, 1]) for part, degree in ((ROTATIONAL, 1), (DIVERGENT, 2), (ROTATIONAL, 3))
+    )
 
 
 def test_a_rollout_s_tilt_walks_by_the_innovation_member_by_member() -> None:
@@ -99,8 +123,8 @@ def test_a_rollout_s_tilt_walks_by_the_innovation_member_by_member() -> None:
     pair = torch.stack(list(stepper.rollout(start, forcings)))
     alone = torch.stack(list(stepper.rollout(start[1:], forcings, members=[1])))
     torch.testing.assert_close(alone[:, 0], pair[:, 1])
-    tilts = torch.tensor([[tilt_and_partner(state[None])[0] for state in member] for member in pair.unbind(1)])
-    steps = tilts.diff(dim=1, prepend=torch.full((2, 1), tilt_and_partner(start[:1])[0]))
+    tilts = torch.tensor([[order_one(state[None])[0] for state in member] for member in pair.unbind(1)])
+    steps = tilts.diff(dim=1, prepend=torch.full((2, 1), order_one(start[:1])[0]))
     assert float(steps.abs().square().mean().sqrt()) == pytest.approx(0.5, rel=0.1)
     assert abs(complex((steps[0] * steps[1].conj()).mean())) < 0.1 * 0.25, "members draw apart"
 

@@ -55,7 +55,7 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
     lower = {"strength": 0.5, "min_degree": 1, "max_degree": 3, "more_bands": [upper]} | orders
     assert controls["divergent_wind"] == lower
     shares = {r["figure"]: r for r in records if r["figure"].endswith("_end") and "truth" in r["config"]}
-    assert set(shares) == {"unbalanced_geopotential_end", "divergent_kinetic_energy_end"}
+    assert set(shares) == {"unbalanced_geopotential_end", "divergent_kinetic_energy_end", "tilt_wave_coherence_end"}
     assert all(r["config"]["truth"] >= 0 and r["value"] >= 0 for r in shares.values())
     within = next(r for r in records if r["figure"] == "bands_within_tolerance_end")
     assert within["config"]["tolerance"] == 0.1 and 0 <= within["value"] <= within["config"]["bands"] == 20
@@ -78,6 +78,8 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
         modes = next(r for r in records if r["figure"] == figure)
         quantity, _, mode = modes["config"]["worst"].rpartition(" ")
         assert modes["value"] >= 1 and quantity in quantities and mode in LOW_MODES
+    coherence = shares["tilt_wave_coherence_end"]
+    assert coherence["value"] <= 1 + 1e-9 and coherence["config"]["truth"] <= 1
 
 
 def test_climate_rollouts_take_the_forcing_of_the_checkpoints_free_runs_unless_given_one() -> None:

@@ -5,7 +5,7 @@ import math
 import torch
 from torch_harmonics import InverseRealSHT, InverseRealVectorSHT
 
-from benchmarks.planetary_modes import PlanetaryModes, mode_factor
+from benchmarks.planetary_modes import PlanetaryModes, coherence, mode_factor
 from emulator.grid import Grid
 
 CHANNELS = ["geopotential@250", "u_component_of_wind@250", "v_component_of_wind@250"]
@@ -59,3 +59,25 @@ def test_a_velocity_potential_mode_is_divergent_kinetic_energy_as_its_stream_fun
         others = measured.clone()
         others[row, mode] = 0.0
         assert float(others.abs().max()) < 1e-9 * float(measured.max())
+
+
+def states_of(tilt: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
+    """States whose wind is a stream function of (1, 1) coefficients ``tilt`` and (3, 1) coefficients ``wave``."""
+    transform = InverseRealVectorSHT(GRID.nlat, GRID.nlon, lmax=GRID.max_degree, mmax=GRID.max_degree, grid=GRID.kind)
+    coefficients = torch.zeros(len(tilt), 2, GRID.max_degree, GRID.max_degree, dtype=torch.complex128)
+    coefficients[:, 0, 1, 1], coefficients[:, 0, 3, 1] = tilt, wave
+    state = torch.zeros(len(tilt), 3, GRID.nlat, GRID.nlon, dtype=torch.float64)
+    state[:, 1:] = transform.double()(coefficients)
+    return state
+
+
+def test_a_wave_that_carries_the_tilt_is_coherent_with_it_and_an_independent_one_is_not() -> None:
+    modes = PlanetaryModes(GRID, CHANNELS)
+    generator = torch.Generator().manual_seed(0)
+    tilt, noise = (torch.complex(*torch.randn(2, 4000, dtype=torch.float64, generator=generator)) for _ in range(2))
+    carried = modes.tilt_wave(states_of(tilt, complex(7.0, 1.5) * tilt))
+    assert math.isclose(float(carried[2]), float(tilt.abs().square().mean()), rel_tol=1e-9)
+    assert math.isclose(coherence(carried), 1.0, rel_tol=1e-9)
+    # half the wave's variance a multiple of the tilt: a squared coherence of one half
+    assert math.isclose(coherence(modes.tilt_wave(states_of(tilt, 3.0j * (tilt + noise)))), 0.5, abs_tol=0.03)
+    assert coherence(modes.tilt_wave(states_of(tilt, noise))) < 0.01

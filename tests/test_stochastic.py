@@ -274,27 +274,32 @@ def test_ensemble_rollout_loss_scores_each_windows_members_with_their_own_forcin
 
 def test_the_tilt_model_fitted_to_a_truth() -> None:
     generator = torch.Generator().manual_seed(3)
-    start = torch.complex(*torch.randn(2, 64, dtype=torch.float64, generator=generator))
+    start, wave = (
+        2.0**k * torch.complex(*torch.randn(2, 64, dtype=torch.float64, generator=generator)) for k in (0, 1)
+    )
     departure = 0.1 * torch.complex(*torch.randn(2, 64, dtype=torch.float64, generator=generator))
-    rotation, partner = 0.9 * np.exp(0.35j), 0.55j
-    following = rotation * start + departure
+    rotation, coupling, partner = 0.9 * np.exp(0.35j), 0.05 - 0.04j, 0.55j
+    following = rotation * start + coupling * wave + departure
     moments = TiltMoments(TILT_NORMALIZER, GRID)
-    moments.add(*(tilt_states(tilt, partner * tilt) for tilt in (start, following)))
+    moments.add(tilt_states(start, partner * start, 0 * wave), tilt_states(following, partner * following, wave))
     fitted = moments.fit()
-    least_squares = complex((following * start.conj()).sum() / start.abs().square().sum())
-    np.testing.assert_allclose(fitted.rotation, (least_squares.real, least_squares.imag), atol=1e-4)
-    assert abs(least_squares - rotation) < 0.03
-    innovation = float((following - least_squares * start).abs().square().mean().sqrt())
+    regressors = torch.stack([start, wave], dim=1)
+    least_squares = torch.linalg.lstsq(regressors, following[:, None]).solution[:, 0]
+    for value, fit in zip(least_squares.tolist(), (fitted.rotation, fitted.wave_coupling), strict=True):
+        np.testing.assert_allclose(fit, (value.real, value.imag), atol=1e-4)
+    assert abs(least_squares[0] - rotation) < 0.03 and abs(least_squares[1] - coupling) < 0.01
+    innovation = float((following - regressors @ least_squares).abs().square().mean().sqrt())
     assert fitted.innovation == pytest.approx(innovation, abs=2e-4) and 0.12 < innovation < 0.16
     np.testing.assert_allclose(fitted.divergent_partner, (0.0, 0.55), atol=1e-4)
 
 
-def tilt_states(tilt: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-    """Normalized states whose wind (m s-1) is a rotational (1, 1) coefficient ``tilt`` and a divergent (2, 1)
-    coefficient ``partner`` each, by the inverse vector transform."""
-    coefficients = torch.zeros(len(tilt), 2, 3, 3, dtype=torch.complex64)
+def tilt_states(tilt: torch.Tensor, partner: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
+    """Normalized states whose wind (m s-1) is a rotational (1, 1) coefficient ``tilt``, a divergent (2, 1)
+    coefficient ``partner`` and a rotational (3, 1) coefficient ``wave`` each, by the inverse vector transform."""
+    coefficients = torch.zeros(len(tilt), 2, 4, 4, dtype=torch.complex64)
     coefficients[:, ROTATIONAL, 1, 1], coefficients[:, DIVERGENT, 2, 1] = tilt, partner
-    wind = vector_transforms(GRID, 3)[1](coefficients)
+    coefficients[:, ROTATIONAL, 3, 1] = wave
+    wind = vector_transforms(GRID, 4)[1](coefficients)
     state = torch.zeros(len(tilt), 3, *GRID.shape)
     return every_level_winds(TILT_NORMALIZER, "test").add(state, wind[:, None])
 
@@ -317,10 +322,13 @@ def test_calibration_measures_the_one_step_residuals(trained: tuple[Path, Path],
     normalizer = loaded.normalizer.subset(CHANNELS)
     source = ZarrSource(config.data.store, CHANNELS)
     states = normalizer.normalize(torch.from_numpy(source.read(list(source.period_indices(config.data.train_period)))))
-    tilt = vector_transforms(GRID, 2)[0](every_level_winds(normalizer, "test").read(states))[:, 0, ROTATIONAL, 1, 1]
-    rotation = (tilt[1:11] * tilt[:10].conj()).sum() / tilt[:10].abs().square().sum()  # the truth's x_1 = a x_0
+    rotational = vector_transforms(GRID, 4)[0](every_level_winds(normalizer, "test").read(states))[:, 0, ROTATIONAL]
+    tilt, wave = (rotational[:, degree, 1].to(torch.complex128) for degree in (1, 3))
+    regressors = torch.stack([tilt[:10], wave[1:11]], dim=1)  # the truth's x_1 = a x_0 + b y_1
+    least_squares = torch.linalg.lstsq(regressors, tilt[1:11, None]).solution[:, 0]
     fitted = TiltModel.model_validate_json(statistics.provenance["tilt_model"])
-    np.testing.assert_allclose(fitted.rotation, (float(rotation.real), float(rotation.imag)), atol=1e-4)
+    for value, fit in zip(least_squares.tolist(), (fitted.rotation, fitted.wave_coupling), strict=True):
+        np.testing.assert_allclose(fit, (value.real, value.imag), atol=1e-4)
     stepper = Stepper(loaded.model, normalizer, config.stepper, GRID)
     with torch.no_grad():
         residuals = (states[1:] - stepper.step(states[:-1], torch.zeros(1, 0, 32, 64))).double()

@@ -79,36 +79,46 @@ class TiltMoments:
     """Running sums that fit a :class:`~emulator.angular_momentum.TiltModel` to the truth.
 
     From pairs of the truth's tilt ``x_0, x_1`` (the first wind level's rotational (1, 1)
-    coefficient, one step apart) and its divergent (2, 1) coefficient ``c`` with ``x_1``:
-    ``rotation`` is the least-squares ``a`` of ``x_1 = a x_0``, ``innovation`` the rms of
-    ``x_1 - a x_0`` and ``divergent_partner`` the least-squares ``k`` of ``c = k x_1``.
+    coefficient, one step apart), its rotational (3, 1) coefficient ``y_1`` and its
+    divergent (2, 1) coefficient ``c`` with ``x_1``: ``rotation`` and ``wave_coupling``
+    are the least-squares ``a, b`` of ``x_1 = a x_0 + b y_1``, ``innovation`` the rms of
+    what they leave and ``divergent_partner`` the least-squares ``k`` of ``c = k x_1``.
     """
 
     def __init__(self, normalizer: Normalizer, grid: Grid) -> None:
         self.winds = every_level_winds(normalizer, "equatorial_angular_momentum")
-        self.vsht, _ = vector_transforms(grid, 3)
-        self.sums = dict.fromkeys(("x0x0", "x1x0", "x1x1", "cx1"), torch.zeros((), dtype=torch.complex128))
+        self.vsht, _ = vector_transforms(grid, 4)
+        self.gram = torch.zeros(2, 2, dtype=torch.complex128)  # sums of conj(r_i) r_j over the regressors (x_0, y_1)
+        self.projections = torch.zeros(2, dtype=torch.complex128)  # sums of conj(r_i) x_1
+        self.sums = dict.fromkeys(("x1x1", "cx1"), torch.zeros((), dtype=torch.complex128))
         self.count = 0
 
-    def coefficients(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first level's rotational (1, 1) and divergent (2, 1) coefficients of normalized states."""
+    def coefficients(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The first level's rotational (1, 1) and (3, 1) and divergent (2, 1) coefficients of normalized states."""
         vector = self.vsht(self.winds.read(state)[:, 0]).to(torch.complex128)
-        return vector[:, ROTATIONAL, 1, 1], vector[:, DIVERGENT, 2, 1]
+        return vector[:, ROTATIONAL, 1, 1], vector[:, ROTATIONAL, 3, 1], vector[:, DIVERGENT, 2, 1]
 
     def add(self, start: torch.Tensor, following: torch.Tensor) -> None:
         """Normalized truth states ``(batch, channel, lat, lon)`` and those one step later."""
-        (x0, _), (x1, c) = self.coefficients(start), self.coefficients(following)
-        for name, (a, b) in {"x0x0": (x0, x0), "x1x0": (x1, x0), "x1x1": (x1, x1), "cx1": (c, x1)}.items():
-            self.sums[name] = self.sums[name] + (a * b.conj()).sum()
+        (x0, _, _), (x1, y1, c) = self.coefficients(start), self.coefficients(following)
+        regressors = torch.stack([x0, y1])
+        self.gram = self.gram + regressors.conj() @ regressors.T
+        self.projections = self.projections + regressors.conj() @ x1
+        self.sums["x1x1"] = self.sums["x1x1"] + (x1 * x1.conj()).sum()
+        self.sums["cx1"] = self.sums["cx1"] + (c * x1.conj()).sum()
         self.count += len(x0)
 
     def fit(self) -> TiltModel:
-        sums = self.sums
-        x0x0, x1x1 = sums["x0x0"].real, sums["x1x1"].real
-        rotation = sums["x1x0"] / x0x0
-        departure = x1x1 - 2 * (rotation.conj() * sums["x1x0"]).real + rotation.abs() ** 2 * x0x0
+        rotation, coupling = torch.linalg.pinv(self.gram, hermitian=True) @ self.projections
+        x1x1 = self.sums["x1x1"].real
+        departure = x1x1 - (rotation.conj() * self.projections[0] + coupling.conj() * self.projections[1]).real
         innovation = round(float((departure.clamp_min(0) / self.count).sqrt()), 4)
-        return TiltModel(rotation=_pair(rotation), innovation=innovation, divergent_partner=_pair(sums["cx1"] / x1x1))
+        return TiltModel(
+            rotation=_pair(rotation),
+            wave_coupling=_pair(coupling),
+            innovation=innovation,
+            divergent_partner=_pair(self.sums["cx1"] / x1x1),
+        )
 
 
 def _pair(value: torch.Tensor) -> tuple[float, float]:
