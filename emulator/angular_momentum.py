@@ -85,7 +85,8 @@ class TiltModel(Strict):
 
 class EquatorialAngularMomentumFixer(nn.Module):
     """Set every wind level's rotational degree-1, order-1 part (and, when asked, its divergent (2, 1) partner)
-    by a :class:`TiltModel` from its value before the step (normalized units)."""
+    by a :class:`TiltModel` from its value before the step and, when coupled, the step's (3, 1) wave (normalized
+    units)."""
 
     def __init__(self, normalizer: Normalizer, grid: Grid, model: TiltModel | None = None) -> None:
         """``model`` None: hold the tilt."""
