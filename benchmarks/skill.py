@@ -106,6 +106,7 @@ OFF: dict[str, object] = {
     "balance": None,
     "divergent_wind": None,
     "rotational_drag": None,
+    "divergent_partners": None,
     "clamp": {},
     "conserve": [],
     "equatorial_angular_momentum": False,

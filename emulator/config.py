@@ -19,6 +19,7 @@ from emulator.angular_momentum import TiltModel
 from emulator.balance import BalanceConfig
 from emulator.data.forcings import COMPUTED
 from emulator.data.regrid import RegridConfig
+from emulator.divergent_partners import DivergentPartnersConfig
 from emulator.divergent_wind import DivergentWindConfig
 from emulator.errors import EmulatorError
 from emulator.models.registry import ModelConfig
@@ -120,6 +121,9 @@ class StepperConfig(Strict):
     )
     rotational_drag: RotationalDragConfig | None = Field(
         None, description="slow chosen modes of the rotational wind toward rest each step; None: off"
+    )
+    divergent_partners: DivergentPartnersConfig | None = Field(
+        None, description="set chosen divergent coefficients toward their rotational partners each step; None: off"
     )
     clamp: dict[str, Bounds] = Field(default_factory=dict, description="physical bounds per channel, store units")
     conserve: list[str] = Field(default_factory=list, description="channels whose global mean each step keeps")

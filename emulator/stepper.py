@@ -4,9 +4,10 @@ The network maps normalized ``[state, forcing]`` to a normalized output. The
 stepper turns that into the next normalized state (as a tendency when
 ``residual`` is on), adds the stochastic forcing of :mod:`emulator.stochastic`
 when configured, applies the stability controls (spectral filter, relaxation to
-linear balance, divergent-wind damping, physical clamp, conservation fixers, each
-when configured) and guards the rollout: at the first non-finite value, a value
-beyond ``max_abs_normalized`` or an area-mean square (energy) beyond
+linear balance, divergent-wind damping, rotational drag, divergent partners,
+physical clamp, conservation fixers, the tilt's model, each when configured) and
+guards the rollout: at the first non-finite value, a value beyond
+``max_abs_normalized`` or an area-mean square (energy) beyond
 ``max_mean_square_normalized``, it stops with an error naming the step and the
 channel.
 """
@@ -24,6 +25,7 @@ from emulator.angular_momentum import EquatorialAngularMomentumFixer
 from emulator.balance import BalanceRelaxation
 from emulator.config import StepperConfig
 from emulator.data.normalizer import Normalizer
+from emulator.divergent_partners import DivergentPartners
 from emulator.divergent_wind import DivergentWindDamping
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
@@ -70,6 +72,9 @@ class Stepper(nn.Module):
         self.rotational_drag = (
             RotationalDrag(config.rotational_drag, normalizer, grid) if config.rotational_drag else None
         )
+        self.divergent_partners = (
+            DivergentPartners(config.divergent_partners, normalizer, grid) if config.divergent_partners else None
+        )
         self.clamp = PhysicalClamp(config.clamp, normalizer) if config.clamp else None
         self.fixer = ConservationFixer(config.conserve, self.channels, grid) if config.conserve else None
         tilt = config.equatorial_angular_momentum
@@ -113,6 +118,8 @@ class Stepper(nn.Module):
             following = self.divergent_wind(following)
         if self.rotational_drag is not None:
             following = self.rotational_drag(following)
+        if self.divergent_partners is not None:
+            following = self.divergent_partners(following)
         if self.clamp is not None:
             following = self.clamp(following)
         if self.fixer is not None:

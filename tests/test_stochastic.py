@@ -1,6 +1,7 @@
 """The stochastic forcing: its spectrum, band and memory, seeding, calibration and use in training and forecasts."""
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -329,6 +330,7 @@ def test_calibration_measures_the_one_step_residuals(trained: tuple[Path, Path],
     fitted = TiltModel.model_validate_json(statistics.provenance["tilt_model"])
     for value, fit in zip(least_squares.tolist(), (fitted.rotation, fitted.wave_coupling), strict=True):
         np.testing.assert_allclose(fit, (value.real, value.imag), atol=1e-4)
+    assert_partners_fitted(statistics.provenance, states[:10], normalizer)
     stepper = Stepper(loaded.model, normalizer, config.stepper, GRID)
     with torch.no_grad():
         residuals = (states[1:] - stepper.step(states[:-1], torch.zeros(1, 0, 32, 64))).double()
@@ -347,6 +349,28 @@ def test_calibration_measures_the_one_step_residuals(trained: tuple[Path, Path],
     torch.testing.assert_close(coefficients * potentials, wind_energy, rtol=1e-4, atol=1e-6 * wind_energy.max())
     lag = coefficients * statistics.lag_covariance[:, 0].double()
     torch.testing.assert_close(lag, z_lag, rtol=1e-4, atol=1e-6 * z_power.max())
+
+
+def assert_partners_fitted(provenance: dict[str, str], states: torch.Tensor, normalizer: Normalizer) -> None:
+    """Each divergent (l, m)'s explained share and kept factors are the least squares on its rotational neighbours."""
+    kept = json.loads(provenance["divergent_partners"])
+    explained = json.loads(provenance["divergent_partners_explained"])
+    modes = {} if kept is None else {(mode["degree"], mode["order"]): mode for mode in kept["modes"]}
+    vector = vector_transforms(GRID, 7)[0](every_level_winds(normalizer, "test").read(states))[:, 0]
+    vector = vector.to(torch.complex128)
+    assert len(explained) == 14  # orders 1-4, degrees up to 5
+    for key, share in explained.items():
+        degree, order = map(int, key.split(","))
+        partners = [k for k in (degree - 1, degree + 1) if k >= order]
+        chi = vector[:, DIVERGENT, degree, order]
+        regressors = vector[:, ROTATIONAL, partners, order]
+        least_squares = torch.linalg.lstsq(regressors, chi[:, None]).solution[:, 0]
+        direct = 1 - float((chi - regressors @ least_squares).abs().square().sum() / chi.abs().square().sum())
+        assert share == pytest.approx(direct, abs=2e-3)
+        assert ((degree, order) in modes) == (share >= 0.5)
+        if (degree, order) in modes:
+            fitted = [complex(*modes[degree, order]["partners"][str(k)]) for k in partners]
+            np.testing.assert_allclose(fitted, least_squares.numpy(), atol=1e-4)
 
 
 def forced_config(trained: tuple[Path, Path], tmp_path: Path, init: Path, name: str) -> Path:

@@ -7,7 +7,9 @@ components, and each component's covariance between ``e_1`` and ``e_2``, are
 stored in the checkpoint with where they came from. When the channels hold a wind,
 the same windows fit the tilt's linear model (:class:`TiltMoments`), which is
 logged and kept in the statistics' provenance as ``tilt_model``, the setting of
-``stepper.equatorial_angular_momentum``.
+``stepper.equatorial_angular_momentum``, and the divergent partners of the planetary
+waves (:class:`PartnerMoments`), kept as ``divergent_partners``, the setting of
+``stepper.divergent_partners`` (``null`` when no mode's partners explain enough).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from emulator.config import Config
 from emulator.data.normalizer import Normalizer
 from emulator.data.source import ZarrSource
 from emulator.device import choose_device
+from emulator.divergent_partners import DivergentPartnersConfig, PartnerMode
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
 from emulator.spectra import wind_levels
@@ -37,6 +40,8 @@ from emulator.winds import DIVERGENT, ROTATIONAL, every_level_winds, vector_tran
 
 LOG = logging.getLogger(__name__)
 BATCH_SIZE = 16
+PARTNER_DEGREES, PARTNER_ORDERS = 5, 4  # the divergent coefficients fitted to their rotational partners
+PARTNER_EXPLAINED = 0.5  # the share of a coefficient's power its partners must explain for it to be kept
 
 
 def degree_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -121,9 +126,52 @@ class TiltMoments:
         )
 
 
-def _pair(value: torch.Tensor) -> tuple[float, float]:
+class PartnerMoments:
+    """Running sums that fit :class:`~emulator.divergent_partners.DivergentPartnersConfig` to the truth.
+
+    For each velocity-potential coefficient ``chi(l, m)`` at orders 1 to ``PARTNER_ORDERS`` and degrees up to
+    ``PARTNER_DEGREES`` (the first wind level's), the least-squares factors of the stream function's
+    ``psi(l - 1, m)`` and ``psi(l + 1, m)`` (those that exist) at the same moment; :meth:`fit` keeps the modes whose
+    partners explain at least ``PARTNER_EXPLAINED`` of their power.
+    """
+
+    def __init__(self, normalizer: Normalizer, grid: Grid) -> None:
+        self.winds = every_level_winds(normalizer, "divergent_partners")
+        self.vsht, _ = vector_transforms(grid, PARTNER_DEGREES + 2)
+        self.modes = [
+            (degree, order, [k for k in (degree - 1, degree + 1) if k >= order])
+            for order in range(1, PARTNER_ORDERS + 1)
+            for degree in range(order, PARTNER_DEGREES + 1)
+        ]
+        self.gram = [torch.zeros(len(k), len(k), dtype=torch.complex128) for _, _, k in self.modes]
+        self.projections = [torch.zeros(len(k), dtype=torch.complex128) for _, _, k in self.modes]
+        self.power = torch.zeros(len(self.modes), dtype=torch.float64)
+
+    def add(self, state: torch.Tensor) -> None:
+        """Normalized truth states ``(batch, channel, lat, lon)``."""
+        vector = self.vsht(self.winds.read(state)[:, 0]).to(torch.complex128)
+        for index, (degree, order, partners) in enumerate(self.modes):
+            regressors, chi = vector[:, ROTATIONAL, partners, order], vector[:, DIVERGENT, degree, order]
+            self.gram[index] = self.gram[index] + regressors.T.conj() @ regressors
+            self.projections[index] = self.projections[index] + regressors.T.conj() @ chi
+            self.power[index] = self.power[index] + chi.abs().square().sum()
+
+    def fit(self) -> tuple[DivergentPartnersConfig | None, dict[str, float]]:
+        """The modes kept (None: none) and every fitted mode's share of power explained, by ``"l,m"``."""
+        kept, explained = [], {}
+        for index, (degree, order, partners) in enumerate(self.modes):
+            factors = torch.linalg.pinv(self.gram[index], hermitian=True) @ self.projections[index]
+            share = float((factors.conj() @ self.projections[index]).real / self.power[index].clamp_min(1e-300))
+            explained[f"{degree},{order}"] = round(share, 3)
+            if share >= PARTNER_EXPLAINED:
+                pairs = {k: _pair(factor, 5) for k, factor in zip(partners, factors, strict=True)}
+                kept.append(PartnerMode(degree=degree, order=order, partners=pairs))
+        return (DivergentPartnersConfig(modes=kept) if kept else None), explained
+
+
+def _pair(value: torch.Tensor, digits: int = 4) -> tuple[float, float]:
     """A complex number as a config's ``[real, imaginary]``."""
-    return round(float(value.real), 4), round(float(value.imag), 4)
+    return round(float(value.real), digits), round(float(value.imag), digits)
 
 
 @torch.no_grad()
@@ -142,7 +190,9 @@ def calibrate(config: Config, checkpoint_path: str, output: str | None, windows:
         update={"residual": loaded.config.stepper.residual, "stochastic_forcing": None}
     )
     stepper = Stepper(loaded.model, normalizer, controls, loaded.grid).to(target).eval()
-    tilt = TiltMoments(normalizer, loaded.grid) if wind_levels(normalizer.channels) else None
+    winds = bool(wind_levels(normalizer.channels))
+    tilt = TiltMoments(normalizer, loaded.grid) if winds else None
+    partners = PartnerMoments(normalizer, loaded.grid) if winds else None
     batches = StoreBatches(
         source, data.prognostic, data.forcing, loaded.normalizer, data.train_period, 2, BATCH_SIZE, 0, True, data.regrid
     )
@@ -155,6 +205,8 @@ def calibrate(config: Config, checkpoint_path: str, output: str | None, windows:
         moments.add(first.cpu(), second.cpu())
         if tilt is not None:
             tilt.add(state[:, 0].cpu(), state[:, 1].cpu())
+        if partners is not None:
+            partners.add(state[:, 0].cpu())
         if moments.count >= windows:
             break
     if moments.count < 2:
@@ -173,6 +225,12 @@ def calibrate(config: Config, checkpoint_path: str, output: str | None, windows:
         fitted = tilt.fit().model_dump_json()
         provenance["tilt_model"] = fitted
         LOG.info("the tilt's linear model: stepper.equatorial_angular_momentum=%s", fitted)
+    if partners is not None:
+        kept, explained = partners.fit()
+        provenance["divergent_partners"] = kept.model_dump_json() if kept else "null"
+        provenance["divergent_partners_explained"] = json.dumps(explained)
+        LOG.info("divergent partners' share of power explained (degree,order): %s", explained)
+        LOG.info("the divergent partners: stepper.divergent_partners=%s", provenance["divergent_partners"])
     statistics = moments.statistics(provenance)
     LOG.info("residual statistics from %d windows; components %s", moments.count, ", ".join(statistics.components))
     return dataclasses.replace(loaded, residual_statistics=statistics).save(output or checkpoint_path)
