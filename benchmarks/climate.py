@@ -5,7 +5,8 @@ KEY=VALUE ...]`` rolls a checkpoint (the committed one by default) out for ``N``
 simulated years (default 1), ``K`` rollouts as one batch (default 1; their
 diagnostics averaged) from states of the held-out truth, with every stability
 control of ``configs/world.yaml`` (with the ``--set`` overrides, as the CLI's) and
-the stochastic forcing the checkpoint was trained through (if any). It prints
+its climate forcing (``climate.stochastic_forcing``, else the one the checkpoint was
+trained through, if any). It prints
 ``spectrum_error_*``, ``bands_within_tolerance_*``, ``unbalanced_geopotential_*``,
 ``divergent_kinetic_energy_*``, ``planetary_mode_factor_*``, ``divergent_mode_factor_*``,
 ``tilt_wave_coherence_*``, the jets' ``zonal_*`` figures, ``energy_drift``,
@@ -23,7 +24,6 @@ import torch
 
 from benchmarks.skill import (
     YEARS_QUICK,
-    climate_controls,
     controlled_rollout,
     describe_controls,
     truth_climate,
@@ -46,7 +46,7 @@ def run(
 ) -> None:
     config, path, loaded = world_checkpoint(checkpoint, overrides)
     truth = truth_store(quick)
-    controls = climate_controls(loaded, config.stepper)
+    controls = config.climate_stepper(loaded.config)
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(controls)}")
     years = years or (YEARS_QUICK if quick else YEARS)
     climate = truth_climate(loaded, quick)

@@ -1,11 +1,15 @@
-"""The world ensemble as the amplitude of its initial perturbations varies.
+"""The world ensemble as the amplitude of its initial perturbations varies, without and with the climate forcing.
 
 The setting of the ``skill`` benchmark's ensemble figures: ``configs/world.yaml``'s
 model and stability controls, 8 members (the control and 7 Gaussian random fields of
 500 km), 12 initial times 5 days apart in the held-out year, at leads of 1 and 5 days,
-for amplitudes of 0.05, 0.2 and 0.5 standard deviations. Figures per amplitude and
-channel: ``spread_skill_{1,5}d``, ``crps_{1,5}d`` and ``mean_over_control_{1,5}d``
-(the ensemble mean's RMSE over the control member's).
+for amplitudes of 0.05, 0.2 and 0.5 standard deviations; then the same with every
+member, the control too, through the config's climate forcing
+(:meth:`~emulator.config.Config.climate_stepper`, as ``ensemble.climate_forcing``
+runs it). Figures per forcing (``climate_forcing`` in the config), amplitude and
+channel: ``spread_skill_{1,5}d``, ``crps_{1,5}d``, ``mean_rmse_{1,5}d`` (the ensemble
+mean's RMSE) and ``mean_over_control_{1,5}d`` (that over the control member's; without
+the forcing, the control is the deterministic forecast).
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ def run(quick: bool, device: torch.device) -> None:
     truth = ZarrSource(truth_store(quick), checkpoint.prognostic)
     days = (1, 2) if quick else (1, 5)
     inits = np.arange(0, len(truth) - days[-1] * STEPS_PER_DAY, 5 * STEPS_PER_DAY)[: 1 if quick else 12]
-    stepper = stepper_for(checkpoint, config.stepper, device)
     note(f"truth {truth.store}; {len(inits)} initial times")
-    for amplitude in AMPLITUDES[::2] if quick else AMPLITUDES:
-        perturbation = RandomFieldConfig(default_amplitude=amplitude)
-        ensemble_scores(checkpoint, stepper, truth, inits, days, device, perturbation, bench=BENCH)
+    for forced in (False, True):
+        controls = config.climate_stepper(checkpoint.config) if forced else config.stepper
+        stepper = stepper_for(checkpoint, controls, device)
+        for amplitude in AMPLITUDES[::2] if quick else AMPLITUDES:
+            perturbation = RandomFieldConfig(default_amplitude=amplitude)
+            ensemble_scores(
+                checkpoint, stepper, truth, inits, days, device, perturbation, {"climate_forcing": forced}, BENCH
+            )

@@ -3,7 +3,7 @@
 Figures: ``sypd`` (simulated years per wall-clock day of the emulator),
 ``speedup_vs_solver`` (the built-in world's shallow-water solver producing the
 same simulated time at the same resolution, over the emulator) and, when the
-checkpoint was trained through a stochastic forcing, ``sypd_with_stochastic_forcing``
+config or the checkpoint gives climate rollouts a stochastic forcing, ``sypd_with_stochastic_forcing``
 and ``stochastic_forcing_overhead`` (its time over the deterministic rollout's,
 minus one), as the ``skill`` benchmark's climate rollouts run it. The model and
 its controls are those of ``configs/world.yaml``; timings interleaved, median of
@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.skill import climate_controls
 from benchmarks.timing import emit, interleaved_medians, note
 from benchmarks.world_model import initial_states, no_forcing
 from emulator.checkpoint import load_checkpoint
@@ -60,7 +59,7 @@ def run(quick: bool, device: torch.device) -> None:
     checkpoint = load_checkpoint(ROOT / config.forecast.checkpoint)
     controls = config.stepper.model_copy(update={"residual": checkpoint.config.stepper.residual})
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    forced_controls = climate_controls(checkpoint, controls)
+    forced_controls = config.climate_stepper(checkpoint.config).model_copy(update={"residual": controls.residual})
     steppers = {"emulator": Stepper(checkpoint.model, normalizer, controls, checkpoint.grid)}
     if forced_controls.stochastic_forcing is not None:
         statistics = checkpoint.residual_statistics

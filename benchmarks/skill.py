@@ -3,9 +3,9 @@
 Truth: ``configs/world_heldout.yaml`` (seed 2, never trained on; written here if
 missing). The model and its stability controls are those of ``configs/world.yaml``
 (the demo's; ``--set`` overrides them), so the scorecard measures what users run;
-the long rollouts add the stochastic forcing the checkpoint was trained through, if
-it was, or the one ``--set`` gives (see :func:`climate_controls`); the forecasts scored
-stay deterministic.
+the long rollouts add the config's climate forcing (``climate.stochastic_forcing``,
+else the one the checkpoint was trained through; see
+:meth:`~emulator.config.Config.climate_stepper`); the forecasts scored stay deterministic.
 
 Figures:
 
@@ -13,9 +13,10 @@ Figures:
   theirs) and ``acc_{...}d`` per channel, over initial times every 5 days; the
   climatology is the time mean of the training store (the truth store's in
   ``--quick``);
-* ``spread_skill_5d``, ``crps_5d`` and ``mean_over_control_5d`` (the ensemble mean's
-  RMSE over the control's) of an 8-member ensemble: the control and seven Gaussian
-  random fields of the default amplitude (0.05 standard deviations, 500 km);
+* ``spread_skill_5d``, ``crps_5d``, ``mean_rmse_5d`` (the ensemble mean's RMSE) and
+  ``mean_over_control_5d`` (that over the control's) of an 8-member ensemble: the
+  control and seven Gaussian random fields of the default amplitude (0.05 standard
+  deviations, 500 km);
 * a rollout of ``--years`` (100 by default; a few hundred steps with ``--quick``) with every control on:
   ``steps_to_nonfinite`` (the rollout length if none), ``sypd``, ``energy_drift``
   (mean kinetic energy of the last year over the truth climate's, minus one) and
@@ -159,18 +160,6 @@ def stepper_for(checkpoint: Checkpoint, controls: StepperConfig, device: torch.d
     return stepper.to(device).eval()
 
 
-def climate_controls(checkpoint: Checkpoint, controls: StepperConfig) -> StepperConfig:
-    """``controls`` with the stochastic forcing the checkpoint was trained through, for climate rollouts.
-
-    That of its free runs (``train.free_run_stepper``: the climate loss's chains and climate
-    validation) when they had their own, else its training windows'; none if ``controls`` have one.
-    """
-    if controls.stochastic_forcing is not None:
-        return controls
-    trained = checkpoint.config.train.free_run_stepper or checkpoint.config.stepper
-    return controls.model_copy(update={"stochastic_forcing": trained.stochastic_forcing})
-
-
 def _forecast(stepper: Stepper, initial: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
     """Normalized states after each of ``steps`` steps (no forcings), on ``initial``'s device."""
     empty = initial.new_zeros(1, 0, *initial.shape[-2:])
@@ -226,11 +215,13 @@ def ensemble_scores(
     days: tuple[int, ...],
     device: torch.device,
     perturbation: RandomFieldConfig | None = None,
+    labels: dict[str, object] | None = None,
     bench: str = BENCH,
 ) -> None:
-    """Spread/skill, fair CRPS and ensemble mean over control RMSE of a Gaussian-random-field ensemble.
+    """Spread/skill, fair CRPS and the ensemble mean's RMSE (over the control's) of a Gaussian-random-field ensemble.
 
-    ``perturbation``: the initial perturbations (the library default when None).
+    ``perturbation``: the initial perturbations (the library default when None); ``labels``: added to each
+    figure's config.
     """
     perturbation = perturbation or RandomFieldConfig()
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
@@ -259,10 +250,12 @@ def ensemble_scores(
                 "initial_times": len(inits),
                 "members": ENSEMBLE_MEMBERS,
                 "amplitude": perturbation.default_amplitude,
+                **(labels or {}),
             }
             at = {name: float(values.sel(channel=channel)) for name, values in mean.items()}
             emit(bench, f"spread_skill_{day}d", np.sqrt(at["spread"] / at["mean"]), config, device)
             emit(bench, f"crps_{day}d", float(mean_crps.sel(channel=channel)), config, device)
+            emit(bench, f"mean_rmse_{day}d", np.sqrt(at["mean"]), config, device)
             emit(bench, f"mean_over_control_{day}d", np.sqrt(at["mean"] / at["control"]), config, device)
 
 
@@ -573,6 +566,6 @@ def run(
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(config.stepper)}")
     scores(loaded, config.stepper.model_copy(update={"stochastic_forcing": None}), setting)
     climate = truth_climate(loaded, quick)
-    controls = climate_controls(loaded, config.stepper)
+    controls = config.climate_stepper(loaded.config)
     controlled_rollout(loaded, controls, setting.truth, climate, setting.years, device)
     controls_off(loaded, controls, setting)

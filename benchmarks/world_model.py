@@ -1,4 +1,4 @@
-"""The committed built-in-world model as a deterministic stepper, with a random normalized initial state."""
+"""Stage 9 (the default's network, its base weights) as a deterministic stepper; a random normalized state."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ of it lost or gained in each step decides the super-rotation of a model's climat
 (``benchmarks/RESULTS.md``, session 23), so ``benchmarks one_step_bias`` measures it
 and ``train.loss.axial_rotation`` can price it.
 
-Use it with ``divergent_wind`` at degrees 1 to 3: the committed checkpoint's tilt
+Use it with ``divergent_wind`` at degrees 1 to 3: stage 9's tilt (``checkpoints/world_sfno.ckpt``)
 partly cancels, in the meridional wind at degree 1, a cross-equatorial divergent
 flow the world does not have (70 times the truth's power there), and holding the
 tilt alone leaves that flow bare (the meridional wind's degree-1 power goes from

@@ -98,7 +98,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def _rollout_options(args: argparse.Namespace) -> RolloutOptions:
-    return RolloutOptions(args.checkpoint, args.init_time, args.lead, args.output, args.device)
+    return RolloutOptions(args.checkpoint, args.init_time, args.lead, args.output, args.device, args.climate)
 
 
 def _print_products(products: dict[str, Path]) -> None:
@@ -173,6 +173,12 @@ def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
         "--lead", help="lead: a number of steps or a duration such as 10d or 36h (default: forecast.lead_steps)"
     )
     parser.add_argument("--output", help="output directory (default: forecast.output_dir)")
+    parser.add_argument(
+        "--climate",
+        action="store_true",
+        help="a free-running climate run: add the stochastic forcing of climate rollouts (climate.stochastic_forcing, "
+        "else the checkpoint's); without it the rollout is a deterministic forecast",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

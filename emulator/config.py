@@ -2,7 +2,9 @@
 
 Every section forbids unknown keys; a bad key or value becomes an
 :class:`~emulator.errors.EmulatorError` naming the file and the dotted key.
-Overrides use one syntax, ``section.key=value`` (the value parsed as YAML).
+Overrides use one syntax, ``section.key=value`` (the value parsed as YAML). A config
+may ``extends: other.yaml`` (a path relative to it): its sections are merged over the
+other's, mapping by mapping (anything else, lists included, replaced).
 """
 
 from __future__ import annotations
@@ -250,6 +252,11 @@ class EnsembleConfig(Strict):
     lag_steps: list[int] = Field(
         default_factory=lambda: [0], min_length=1, description="starts this many steps early, round-robin"
     )
+    climate_forcing: bool = Field(
+        False,
+        description="every member, the control too, runs with the climate forcing (Config.climate_stepper): "
+        "spread from the model's own error",
+    )
     output_format: Literal["netcdf", "zarr"] = "netcdf"
 
     @field_validator("lag_steps")
@@ -258,6 +265,18 @@ class EnsembleConfig(Strict):
         if any(lag < 0 for lag in lags) or len(set(lags)) != len(lags):
             raise ValueError(f"lags must be distinct and not negative: {lags}")
         return lags
+
+
+class ClimateConfig(Strict):
+    """Long free-running rollouts (a climate): the stepper's controls plus a stochastic forcing.
+
+    Forecasts stay deterministic: the forcing stands in for the unresolved variability a
+    climate needs and costs a forecast its skill (``benchmarks/RESULTS.md``, session 41).
+    """
+
+    stochastic_forcing: StochasticForcingConfig | None = Field(
+        None, description="None: the one the checkpoint was trained through, if any"
+    )
 
 
 class Config(Strict):
@@ -270,6 +289,20 @@ class Config(Strict):
     train: TrainConfig = TrainConfig()
     forecast: ForecastConfig = ForecastConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
+    climate: ClimateConfig = ClimateConfig()
+
+    def climate_stepper(self, trained: Config) -> StepperConfig:
+        """``stepper`` with the stochastic forcing of climate rollouts of a model trained with ``trained``.
+
+        The stepper's own if it has one, else ``climate.stochastic_forcing``, else the one the
+        model was trained through: that of its free runs (``train.free_run_stepper``: the climate
+        loss's chains and climate validation) when they had their own, else its training windows'.
+        """
+        if self.stepper.stochastic_forcing is not None:
+            return self.stepper
+        trained_forcing = (trained.train.free_run_stepper or trained.stepper).stochastic_forcing
+        forcing = self.climate.stochastic_forcing or trained_forcing
+        return self.stepper.model_copy(update={"stochastic_forcing": forcing})
 
     @model_validator(mode="after")
     def _online_needs_a_world(self) -> Config:
@@ -320,9 +353,17 @@ def _format_error(error: ValidationError, source: str) -> str:
     return f"{source}: {where}: {message}"
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config safely, apply ``key=value`` overrides, validate strictly."""
-    path = Path(path)
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys: mappings merged key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_mappings else value
+    return merged
+
+
+def _read_tree(path: Path, extended_by: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML config's tree, merged over the tree of the file its ``extends`` key names (relative to it)."""
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -332,6 +373,23 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(tree, dict):
         raise EmulatorError(f"{path}: the top level must be a mapping of sections")
     tree = _plain(tree)
+    base = tree.pop("extends", None)
+    if base is None:
+        return tree
+    if not isinstance(base, str):
+        raise EmulatorError(f"{path}: extends: must be the path of another config, not {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in (path.resolve(), *extended_by):
+        raise EmulatorError(f"{path}: extends: {base_path} extends this file in turn")
+    if not base_path.is_file():
+        raise EmulatorError(f"{path}: extends: {base_path}: config file not found")
+    return _merged(_read_tree(base_path, (*extended_by, path.resolve())), tree)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config safely (over the one it ``extends``), apply ``key=value`` overrides, validate strictly."""
+    path = Path(path)
+    tree = _read_tree(path)
     for override in overrides:
         _apply_override(tree, override, str(path))
     return config_from_dict(tree, str(path))

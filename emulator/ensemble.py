@@ -80,8 +80,14 @@ def pads_batches(device: torch.device) -> bool:
 
 
 def prepare_checkpoints(config: Config, paths: Sequence[str], options: RolloutOptions) -> dict[str, ForecastJob]:
-    """One forecast job per checkpoint; all must predict the same channels on the same grid."""
-    jobs = {path: prepare_forecast(config, dataclasses.replace(options, checkpoint=path)) for path in paths}
+    """One forecast job per checkpoint; all must predict the same channels on the same grid.
+
+    The members run with the climate forcing when ``options.climate`` or ``ensemble.climate_forcing`` asks.
+    """
+    climate = options.climate or config.ensemble.climate_forcing
+    jobs = {
+        path: prepare_forecast(config, dataclasses.replace(options, checkpoint=path, climate=climate)) for path in paths
+    }
     first = jobs[paths[0]].loaded
     for path, job in jobs.items():
         if job.loaded.prognostic != first.prognostic or job.loaded.grid != first.grid:
@@ -163,7 +169,7 @@ def reproduce_members(
 ) -> Path:
     """Re-run members of an ensemble output from the recipes it records; write ``members_<ids>_<name>``.
 
-    The config and options must give the same store, initial time and lead as the ensemble's.
+    The config and options must give the same store, initial time, lead and forcing as the ensemble's.
     """
     with open_forecast(ensemble) as forecast:
         recorded = json.loads(forecast.attrs.get("member_recipes", "[]"))

@@ -43,6 +43,7 @@ class RolloutOptions:
     lead: int | str | None = None
     output_dir: str | None = None
     device: str = "auto"
+    climate: bool = False  # a climate run: the stepper plus the climate forcing (Config.climate_stepper)
 
 
 @dataclass
@@ -138,7 +139,8 @@ def prepare_forecast(config: Config, options: RolloutOptions) -> ForecastJob:
     init = resolve_init_time(source, options.init_time or settings.init_time)
     target = choose_device(options.device)
     prognostic = loaded.normalizer.subset(loaded.prognostic)
-    controls = config.stepper.model_copy(update={"residual": loaded.config.stepper.residual})
+    stepper_config = config.climate_stepper(loaded.config) if options.climate else config.stepper
+    controls = stepper_config.model_copy(update={"residual": loaded.config.stepper.residual})
     stepper = Stepper(loaded.model, prognostic, controls, loaded.grid, loaded.residual_statistics).to(target).eval()
     interval = time_step(source.times)
     steps = lead_steps(options.lead or settings.lead_steps, interval)

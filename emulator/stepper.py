@@ -29,6 +29,7 @@ from emulator.divergent_partners import DivergentPartners
 from emulator.divergent_wind import DivergentWindDamping
 from emulator.errors import EmulatorError
 from emulator.grid import Grid
+from emulator.models.samples import sample_by_sample_on_cpu
 from emulator.perturbations import seeded_generator
 from emulator.quadrature import AreaMean
 from emulator.rotational_drag import RotationalDrag
@@ -110,6 +111,13 @@ class Stepper(nn.Module):
         following = state + self.residual_scale * output if self.config.residual else output
         if noise is not None:
             following = following + noise.to(following.dtype)
+        return self.controlled(following, state, tilt_innovation)
+
+    @sample_by_sample_on_cpu
+    def controlled(
+        self, following: torch.Tensor, state: torch.Tensor, tilt_innovation: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``following``, the step's state after ``state``, through the stability controls."""
         if self.spectral_filter is not None:
             following = self.spectral_filter(following)
         if self.balance is not None:

@@ -1,4 +1,4 @@
-"""The demo: built-in world -> forecast with the committed checkpoint -> NetCDF, PNGs, scores.
+"""The demo: built-in world -> forecast with the default checkpoint -> NetCDF, PNGs, scores.
 
 Writes the world's store if it is missing, forecasts from the configured initial
 time, writes forecast, spectra and scores NetCDF and two PNGs, and prints their

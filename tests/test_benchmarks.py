@@ -4,7 +4,6 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,7 @@ import pytest
 import xarray as xr
 
 from benchmarks.__main__ import BENCHMARKS
-from benchmarks.skill import climate_controls
-from emulator.checkpoint import load_checkpoint
-from emulator.config import load_config
 from emulator.grid import Grid
-from emulator.stochastic import ForcingBand
 from tests.conftest import CHANNELS
 
 LOW_MODES = {f"{degree},{order}" for degree in (1, 2, 3) for order in range(degree + 1)}
@@ -80,22 +75,6 @@ def test_climate_takes_config_overrides_and_records_them() -> None:
         assert modes["value"] >= 1 and quantity in quantities and mode in LOW_MODES
     coherence = shares["tilt_wave_coherence_end"]
     assert coherence["value"] <= 1 + 1e-9 and coherence["config"]["truth"] <= 1
-
-
-def test_climate_rollouts_take_the_forcing_of_the_checkpoints_free_runs_unless_given_one() -> None:
-    checkpoint = load_checkpoint("checkpoints/world_sfno.ckpt")
-    windows = checkpoint.config.stepper.stochastic_forcing
-    controls = load_config("configs/world.yaml").stepper
-    assert windows is not None and controls.stochastic_forcing is None
-    assert checkpoint.config.train.free_run_stepper is None
-    assert climate_controls(checkpoint, controls).stochastic_forcing == windows
-    planetary = windows.model_copy(update={"more_bands": [ForcingBand(min_degree=1, max_degree=3)]})
-    free_runs = controls.model_copy(update={"stochastic_forcing": planetary})
-    train = checkpoint.config.train.model_copy(update={"free_run_stepper": free_runs})
-    trained = replace(checkpoint, config=checkpoint.config.model_copy(update={"train": train}))
-    assert climate_controls(trained, controls).stochastic_forcing == planetary
-    given = controls.model_copy(update={"stochastic_forcing": windows})
-    assert climate_controls(trained, given).stochastic_forcing == windows
 
 
 def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[Path, Path], world_store: Path) -> None:

@@ -29,7 +29,7 @@
 * axial-rotation loss: the squared error of each level's super-rotation (the solid-body
   part of the zonal wind, :class:`emulator.angular_momentum.AxialRotation`) over the
   winds' variance. A one-step error of 3.6 % in it, nothing to the MSE, leaves the
-  committed checkpoint's climate with 0.56 of the truth's axial rotation power
+  stage 9's climate (``checkpoints/world_sfno.ckpt``) with 0.56 of the truth's axial rotation power
   (``benchmarks/RESULTS.md``, session 23).
 
 Inputs are normalized ``(batch, channel, lat, lon)``; each term is a weighted
