@@ -93,7 +93,11 @@ def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[P
     assert figures[("axial_rotation_one_step_change_stderr", None)]["value"] > 0
     modes = {(r["config"]["quantity"], r["config"]["mode"]): r["value"] for r in records if "mode" in r["config"]}
     assert {mode for _, mode in modes} == LOW_MODES and len(modes) == 3 * len(LOW_MODES)
-    assert all(change > -1 for change in modes.values())  # a power over another, minus one
+    # a power over another, minus one: -1 (no power) only where the default controls remove the divergent wind's
+    # departure from the normalizer's mean at order 0
+    removed = {key for key in modes if key[0] == "divergent kinetic energy" and key[1].endswith(",0")}
+    assert all(change >= -1 for change in modes.values())
+    assert all(change > -1 for key, change in modes.items() if key not in removed)
     shares = [figures[("systematic_share", channel)]["value"] for channel in CHANNELS]
     assert all(0 < share < 1 for share in shares)
 
