@@ -21,6 +21,7 @@ BENCHMARKS = (
 )
 OPTIONS = {
     "years": ("skill", "climate"),
+    "off_years": ("skill",),
     "checkpoint": ("skill", "climate", "one_step_bias", "climate_window"),
     "members": ("climate",),
     "store": ("one_step_bias",),
@@ -35,6 +36,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--years", type=float, help="skill, climate: simulated years of the long rollout")
     parser.add_argument(
+        "--off-years",
+        type=float,
+        help="skill: simulated years of each control-off rollout (default 1; at most --years)",
+    )
+    parser.add_argument(
         "--checkpoint",
         help="skill, climate, one_step_bias, climate_window: the checkpoint to score (default: the committed one)",
     )
@@ -48,7 +54,7 @@ def main() -> None:
     options = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}
     for key in options:
         if args.name not in OPTIONS[key]:
-            parser.error(f"--{key} applies to {', '.join(OPTIONS[key])} only")
+            parser.error(f"--{key.replace('_', '-')} applies to {', '.join(OPTIONS[key])} only")
     module = importlib.import_module(f"benchmarks.{args.name}")
     module.run(args.quick, choose_device(args.device), **options)
 

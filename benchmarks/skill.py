@@ -53,7 +53,7 @@ Figures:
   band within 10 %, and per channel ``zonal_{offset,spread,persistence_*}_truth_floor``
   (how far such a window's jets are from the other years'): the sampling noise below
   which no model can be judged;
-* the same rollout with each control off in turn (at most one year):
+* the same rollout with each control off in turn (one year unless ``--off-years`` asks for more):
   ``steps_to_failure_without_<control>`` (the rollout length if it never failed).
 """
 
@@ -549,6 +549,7 @@ def run(
     years: float | None = None,
     checkpoint: str | None = None,
     overrides: list[str] | None = None,
+    off_years: float | None = None,
 ) -> None:
     config, path, loaded = world_checkpoint(checkpoint, overrides)
     truth = truth_store(quick)
@@ -560,7 +561,7 @@ def run(
         lead_days=(1, 2) if quick else LEAD_DAYS,
         ensemble_inits=1 if quick else 12,
         years=years or (YEARS_QUICK if quick else YEARS),
-        off_years=YEARS_QUICK / 2 if quick else OFF_YEARS,
+        off_years=off_years or (YEARS_QUICK / 2 if quick else OFF_YEARS),
         device=device,
     )
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(config.stepper)}")

@@ -104,8 +104,10 @@ def test_one_step_bias_of_a_trained_checkpoint_on_a_given_store(trained: tuple[P
 
 def test_skill_scores_deterministic_forecasts_and_runs_its_long_rollouts_with_a_given_forcing() -> None:
     forcing = "{components: [stream_function@250], min_degree: 8, max_degree: 12, balanced_geopotential: 0.4}"
-    plain = quick_records("skill")
+    plain = quick_records("skill", "--off-years", "0.05")
     forced = quick_records("skill", "--set", f"stepper.stochastic_forcing={forcing}")
+    off = [r for r in plain if r["figure"].startswith("steps_to_failure_without_")]
+    assert len(off) == 9 and all(r["config"]["rollout_steps"] == 73 for r in off)  # 0.05 years of 6-hour steps
 
     def scored(records: list[dict]) -> dict[tuple[str, str], float]:
         return {(r["figure"], r["config"]["channel"]): r["value"] for r in records if r["figure"].startswith("rmse_")}
