@@ -88,9 +88,10 @@ class BalancedGeopotential(nn.Module):
         wind = fields[:, self.wind_index].float().unflatten(1, (len(self.geopotential_index), 2))
         return self.isht(self.balance(wind))
 
-    def add(self, fields: torch.Tensor, factor: float) -> torch.Tensor:
-        """``fields`` with ``factor`` times their balanced geopotential added to each level's geopotential."""
-        return fields.index_add(1, self.geopotential_index, factor * self(fields))
+    def add(self, fields: torch.Tensor, winds: torch.Tensor) -> torch.Tensor:
+        """``fields`` with the geopotential in balance with the wind of ``winds`` (alike in shape) added to
+        each level's geopotential."""
+        return fields.index_add(1, self.geopotential_index, self(winds))
 
 
 def balanced_levels(channels: Sequence[str], key: str) -> list[str]:

@@ -199,9 +199,11 @@ class RedNoiseBand(nn.Module):
 class StochasticForcing(nn.Module):
     """Draws of the AR(1) forcing, normalized like the state; see the module docstring.
 
-    Its state ``eta`` is ``(band, batch, channel, lat, lon)``, one AR(1) process per
-    band of the config; the noise added to a step is their sum. Every band draws from
-    each member's one generator, in the config's order.
+    Its state ``eta`` is ``(band, batch, component, degree, order, re/im)``: one AR(1)
+    process per band of the config, kept as its spectral coefficients (physical units,
+    :class:`SpectralComponents`' components). The noise added to a step is their sum,
+    transformed once: the transforms are linear, so the bands need not be transformed
+    one by one. Every band draws from each member's one generator, in the config's order.
     """
 
     def __init__(
@@ -226,46 +228,61 @@ class StochasticForcing(nn.Module):
         self.bands = nn.ModuleList(
             RedNoiseBand(band, statistics, key) for band, key in zip(config.bands(), keys, strict=True)
         )
+        bands = cast(list[RedNoiseBand], list(self.bands))
+        self.forced = sorted({component for band in bands for component in band.chosen})
         balancing = [key for band, key in zip(config.bands(), keys, strict=True) if band.balanced_geopotential]
         self.balanced = (
             BalancedGeopotential(channels, grid, f"{balancing[0]}.balanced_geopotential") if balancing else None
         )
+        winds = range(len(self.transform.scalar), len(names))
+        self.balanced_winds = sorted(
+            {component for band in bands if band.balanced_geopotential for component in band.chosen} & set(winds)
+        )
+        self.balance_factors: torch.Tensor  # (band, 1, 1, 1, 1): each band's multiple of its balanced geopotential
+        self.register_buffer(
+            "balance_factors",
+            torch.tensor([band.balanced_geopotential for band in bands], dtype=torch.complex64).view(-1, 1, 1, 1, 1),
+            persistent=False,
+        )
         self.inverse_std: torch.Tensor
         self.register_buffer("inverse_std", (1.0 / std.float())[:, None, None], persistent=False)
 
-    def sample(self, band: RedNoiseBand, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        """Independent draws of ``band``'s innovation, one per generator: ``(batch, channel, lat, lon)``.
-
-        Each member is drawn and transformed alone, so it does not depend on the batch it is in.
-        """
-        return torch.cat([self._draw(band, generator) for generator in generators]) * self.inverse_std
-
-    def _draw(self, band: RedNoiseBand, generator: torch.Generator) -> torch.Tensor:
-        """One member's innovation ``(1, channel, lat, lon)`` in physical units, with its balanced geopotential."""
-        fields = self.transform.synthesis(band.coefficients(generator), band.chosen)
-        if band.balanced_geopotential and self.balanced is not None:
-            return self.balanced.add(fields, band.balanced_geopotential)
-        return fields
-
     def advance(self, eta: torch.Tensor | None, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """The AR(1) state after ``eta``, one member per generator; a stationary draw when ``eta`` is ``None``."""
-        if eta is not None and (eta.dim() != 5 or len(eta) != len(self.bands)):
+        if eta is not None and (eta.dim() != 6 or len(eta) != len(self.bands)):
             raise EmulatorError(
                 f"stepper.stochastic_forcing: a forcing state of shape {tuple(eta.shape)}, not "
-                f"({len(self.bands)} bands, member, channel, lat, lon) (saved before the forcing had bands?)"
+                f"({len(self.bands)} bands, member, component, degree, order, re/im)"
             )
         states = []
         for index, band in enumerate(cast(list[RedNoiseBand], self.bands)):
-            innovation = self.sample(band, generators)
+            innovation = torch.view_as_real(torch.cat([band.coefficients(generator) for generator in generators]))
             if eta is not None:
                 rho = band.correlation
                 innovation = rho * eta[index] + math.sqrt(1.0 - rho**2) * innovation
             states.append(innovation)
         return torch.stack(states)
 
+    def noise(self, eta: torch.Tensor) -> torch.Tensor:
+        """The noise of AR(1) state ``eta``, summed over its bands: ``(batch, channel, lat, lon)``, normalized.
+
+        Each member is transformed alone, so it does not depend on the batch it is in.
+        """
+        coefficients = torch.view_as_complex(eta.contiguous())
+        members = [self._fields(coefficients[:, member : member + 1]) for member in range(coefficients.shape[1])]
+        return torch.cat(members) * self.inverse_std
+
+    def _fields(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """``(band, 1, component, degree, order)`` -> one member's noise ``(1, channel, lat, lon)``, physical units."""
+        fields = self.transform.synthesis(coefficients.sum(dim=0), self.forced)
+        if self.balanced is None:
+            return fields
+        balanced = self.transform.synthesis((self.balance_factors * coefficients).sum(dim=0), self.balanced_winds)
+        return self.balanced.add(fields, balanced)
+
     def draws(self, generators: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
         """The noise ``eta_1, eta_2, ...`` (summed over bands) of one rollout per generator, stationary."""
         eta = self.advance(None, generators)
         while True:
             eta = self.advance(eta, generators)
-            yield eta.sum(dim=0)
+            yield self.noise(eta)

@@ -127,7 +127,7 @@ def test_a_band_of_orders_forces_only_those_zonal_wavenumbers() -> None:
     statistics = known_statistics()
     zonal = {"components": ["stream_function@250"], "min_degree": 2, "max_degree": 7, "max_order": 0}
     forcing = StochasticForcing(StochasticForcingConfig(**zonal), statistics, CHANNELS, STD, GRID)
-    fields = forcing.sample(forcing.bands[0], [seeded_generator((5, member)) for member in range(200)])
+    fields = next(forcing.draws([seeded_generator((5, member)) for member in range(200)]))
     wind = fields[:, 1:] * STD[1:, None, None]
     assert float(wind[:, 0].std(dim=-1).max()) < 1e-4 * float(wind[:, 0].std())  # symmetric about the axis
     assert float(wind[:, 1].abs().max()) < 1e-4 * float(wind[:, 0].abs().max())  # zonal rotation has no v
@@ -139,7 +139,7 @@ def test_a_band_of_orders_forces_only_those_zonal_wavenumbers() -> None:
     waves = StochasticForcingConfig(**zonal | {"min_order": 1, "max_order": 2, "min_degree": 1, "max_degree": 12})
     forcing = StochasticForcing(waves, statistics, CHANNELS, STD, GRID)
     coefficients = SpectralComponents(CHANNELS, GRID).analysis(
-        forcing.sample(forcing.bands[0], [seeded_generator((6,))]).double() * STD[:, None, None]
+        next(forcing.draws([seeded_generator((6,))])).double() * STD[:, None, None]
     )
     power = coefficients.abs().square().sum(dim=(0, 1, 2))  # per order
     assert float(torch.cat([power[:1], power[3:]]).max()) < 1e-6 * float(power[1:3].min())
@@ -172,7 +172,7 @@ def test_stream_function_forcing_is_rotational_and_velocity_potential_forcing_di
     config = StochasticForcingConfig(components=[component], min_degree=2, max_degree=8)
     forcing = StochasticForcing(config, known_statistics(), CHANNELS, STD, GRID)
     divergence, vorticity = grid_divergence_and_vorticity(
-        forcing.sample(forcing.bands[0], [seeded_generator((3,))])[0, 1:] * STD[1:, None, None]
+        next(forcing.draws([seeded_generator((3,))]))[0, 1:] * STD[1:, None, None]
     )
     if component.startswith("stream_function"):
         assert divergence < 0.05 * vorticity
@@ -186,8 +186,8 @@ def test_balanced_geopotential_makes_the_wind_noise_geostrophic_in_the_middle_la
         components=["stream_function@250"], min_degree=8, max_degree=12, balanced_geopotential=factor
     )
     forcing = StochasticForcing(config, known_statistics(), CHANNELS, STD, GRID)
-    noise = forcing.sample(forcing.bands[0], [seeded_generator((5, member)) for member in range(4)])
-    assert torch.equal(noise[2:3], forcing.sample(forcing.bands[0], [seeded_generator((5, 2))]))  # batch-free
+    noise = next(forcing.draws([seeded_generator((5, member)) for member in range(4)]))
+    assert torch.equal(noise[2:3], next(forcing.draws([seeded_generator((5, 2))])))  # batch-free
     geopotential, u, v = (noise.double() * STD[:, None, None]).unbind(1)
     # geostrophic wind of the noise's geopotential by centred differences, 30-60 degrees of both hemispheres
     latitude = torch.as_tensor(np.deg2rad(GRID.latitudes), dtype=torch.float64)[:, None]
@@ -201,6 +201,24 @@ def test_balanced_geopotential_makes_the_wind_noise_geostrophic_in_the_middle_la
     geostrophic = torch.stack([u_geostrophic, v_geostrophic])[:, :, middle].flatten()
     assert float(torch.corrcoef(torch.stack([wind, geostrophic]))[0, 1]) > 0.9
     assert float(geostrophic.norm() / wind.norm()) == pytest.approx(factor, rel=0.2)
+
+
+def test_the_bands_noise_is_the_sum_of_each_band_transformed_alone_with_its_balanced_geopotential() -> None:
+    synoptic = {"components": ["stream_function@250"], "min_degree": 6, "max_degree": 12, "balanced_geopotential": 0.5}
+    planetary = {"min_degree": 1, "max_degree": 4, "balanced_geopotential": 1.0}
+    bands = [DRIVE, synoptic, planetary]
+    forcing = StochasticForcing(
+        StochasticForcingConfig(**bands[0], more_bands=bands[1:]), known_statistics(), CHANNELS, STD, GRID
+    )
+    eta = forcing.advance(None, [seeded_generator((8, member)) for member in range(3)])
+    alone = [
+        StochasticForcing(StochasticForcingConfig(**band), known_statistics(), CHANNELS, STD, GRID).noise(
+            eta[i : i + 1]
+        )
+        for i, band in enumerate(bands)
+    ]
+    torch.testing.assert_close(forcing.noise(eta), sum(alone), atol=1e-5, rtol=1e-5)
+    assert float(alone[2][:, 0].abs().max()) > 0.1 * float(alone[0][:, 0].abs().max())  # each band counts
 
 
 def test_forcing_refuses_unknown_components_other_channels_statistics_states_without_bands_and_unbalanceable() -> None:
@@ -218,7 +236,7 @@ def test_forcing_refuses_unknown_components_other_channels_statistics_states_wit
         )
     single = StochasticForcing(StochasticForcingConfig(**DRIVE), known_statistics(), CHANNELS, STD, GRID)
     with pytest.raises(EmulatorError, match=r"a forcing state of shape \(4, 3, 32, 64\), not \(1 bands"):
-        single.advance(torch.zeros(4, 3, 32, 64), [seeded_generator((0,))] * 4)
+        single.advance(torch.zeros(4, 3, 32, 64), [seeded_generator((0,))] * 4)  # saved in grid space
     statistics = known_statistics()
     winds = ResidualStatistics(NAMES[1:], statistics.covariance[:, 1:, 1:], statistics.lag_covariance[:, 1:])
     with pytest.raises(EmulatorError, match=r"more_bands\[0\]\.balanced_geopotential: no level has a geopotential"):

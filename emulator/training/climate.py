@@ -140,7 +140,7 @@ def free_run(
     recompute: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``steps`` steps of free-running ``state`` (no forcings), each with its stochastic forcing's AR(1) state
-    ``(band, chain, channel, lat, lon)``.
+    (:meth:`emulator.stochastic.StochasticForcing.advance`).
 
     The red noise carries on from ``forcing`` (``None``: a stationary draw), one generator per state, which
     also draws the tilt model's innovations when it has them. With
@@ -152,7 +152,7 @@ def free_run(
         noise = None
         if stochastic is not None:
             forcing = stochastic.advance(forcing, generators).to(state.device)
-            noise = forcing.sum(dim=0)
+            noise = stochastic.noise(forcing)
         tilt = stepper.tilt_innovation(generators)
         if recompute and torch.is_grad_enabled():
             state = checkpoint(stepper.step, state, empty, noise, tilt, use_reentrant=False)

@@ -24,7 +24,7 @@ from emulator.errors import EmulatorError
 from emulator.files import atomic_path
 from emulator.tensorfile import read_tensor_file
 
-FORMAT = "emulator-training-state-2"  # 2: spectral weights (degree, in, out, re/im)
+FORMAT = "emulator-training-state-3"  # 2: spectral weights (degree, in, out, re/im); 3: forcing in coefficients
 
 
 @dataclass
