@@ -10,6 +10,7 @@ import xarray as xr
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
+from emulator.checkpoint import load_checkpoint
 from emulator.cli import main
 from emulator.config import StepperConfig, load_config
 from emulator.data.normalizer import Normalizer
@@ -141,6 +142,25 @@ def test_guard_stops_an_energy_blow_up() -> None:
     stepper = Stepper(Constant(1.0), NORMALIZER, config, GRID)
     with pytest.raises(DivergenceError, match=r"step 2: channel 'a' energy blew up: area-mean square 16"):
         list(stepper.rollout(torch.full((1, 2, 4, 8), 3.0), [torch.zeros(1, 0, 4, 8)] * 5))
+
+
+def test_the_guard_only_reads_the_states_of_a_default_climate_run() -> None:
+    """With the guard off, a rollout of the default model, every control and the climate forcing on, is the
+    same bits: so a run the guard never stopped is also the run without it."""
+    config = load_config("configs/world.yaml")
+    loaded = load_checkpoint(config.forecast.checkpoint)
+    normalizer = loaded.normalizer.subset(loaded.prognostic)
+    controls = config.climate_stepper(loaded.config).model_copy(update={"residual": loaded.config.stepper.residual})
+    shape = (1, len(loaded.prognostic), loaded.grid.nlat, loaded.grid.nlon)
+    initial = 0.5 * torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    forcings = [torch.zeros(1, 0, loaded.grid.nlat, loaded.grid.nlon)] * 6
+    rollouts = []
+    for guard in (True, False):
+        guarded = controls.model_copy(update={"divergence_guard": guard})
+        stepper = Stepper(loaded.model, normalizer, guarded, loaded.grid, loaded.residual_statistics).eval()
+        rollouts.append(torch.stack(list(stepper.rollout(initial, forcings))))
+    assert controls.divergence_guard and controls.stochastic_forcing is not None
+    assert torch.equal(*rollouts) and not torch.equal(rollouts[0][-1], initial)
 
 
 def test_forecast_applies_the_run_configs_controls_to_a_model_trained_without(
