@@ -13,12 +13,12 @@ the target is their own diagnostics: the values do not matter here, the work doe
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from benchmarks.scratch import scratch_directory
 from benchmarks.skill import stepper_for, world_checkpoint
 from benchmarks.timing import emit, interleaved_medians, note
 from emulator.config import StepperConfig
@@ -66,7 +66,7 @@ def run(quick: bool, device: torch.device, checkpoint: str | None = None) -> Non
     states = (0.1 * torch.randn(shape, generator=generator)).to(device)
     diagnostics = Diagnostics(loaded.grid, loaded.prognostic)
     physical = normalizer.denormalize(states.cpu()).double()
-    target = write_target(physical, diagnostics, Path(tempfile.mkdtemp(prefix="climate_window_")) / "target.nc")
+    target = write_target(physical, diagnostics, scratch_directory("climate_window_") / "target.nc")
     note(f"checkpoint {path}; {chains} chains of {loaded.grid.nlat} x {loaded.grid.nlon}")
     for window in WINDOWS_QUICK if quick else WINDOWS:
         terms = {}

@@ -59,7 +59,6 @@ Figures:
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,6 +69,7 @@ import torch
 import xarray as xr
 
 from benchmarks.planetary_modes import BALANCED, QUANTITIES, PlanetaryModes, coherence, mode_factor
+from benchmarks.scratch import scratch_directory
 from benchmarks.slow_manifold import SHARES, SlowManifold
 from benchmarks.timing import emit, note
 from benchmarks.world_climate import (
@@ -144,7 +144,7 @@ def truth_store(quick: bool) -> str:
     config = load_config(ROOT / "configs" / "world_heldout.yaml")
     assert config.world is not None
     if quick:
-        path = Path(tempfile.mkdtemp(prefix="skill_")) / "truth.zarr"
+        path = scratch_directory("skill_") / "truth.zarr"
         world = config.world.model_copy(update={"spinup_days": 3, "record_days": 4.0})
         return str(write_world_store(world, path))
     if not Path(config.data.store).exists():
@@ -266,7 +266,7 @@ def truth_climate(checkpoint: Checkpoint, quick: bool) -> Climate:
     diagnostics = Diagnostics(checkpoint.grid, checkpoint.prognostic)
     if quick:
         world = config.world.model_copy(update={"spinup_days": 3})
-        return world_climate(world, diagnostics, 2, Path(tempfile.mkdtemp(prefix="climate_")) / "climate.nc", days=4)
+        return world_climate(world, diagnostics, 2, scratch_directory("climate_") / "climate.nc", days=4)
     note(f"truth climate: {TRUTH_YEARS} independent years (about 35 minutes on two cores unless cached)")
     return world_climate(config.world, diagnostics, TRUTH_YEARS, Path(config.data.store).parent / "world_climate.nc")
 

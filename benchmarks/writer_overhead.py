@@ -9,14 +9,13 @@ forecasts do off the CPU, or inline, as they do on a CPU).
 
 from __future__ import annotations
 
-import tempfile
 from functools import partial
-from pathlib import Path
 from typing import get_args
 
 import pandas as pd
 import torch
 
+from benchmarks.scratch import scratch_directory
 from benchmarks.timing import emit, interleaved_medians, note
 from benchmarks.world_model import initial_states, no_forcing, world_stepper
 from emulator.io.layout import Compression, ForecastLayout
@@ -31,7 +30,7 @@ def run(quick: bool, device: torch.device) -> None:
     forcings = no_forcing(checkpoint, steps, device)
     initial = initial_states(checkpoint, 1, device)
     normalizer = checkpoint.normalizer.subset(checkpoint.prognostic)
-    directory = Path(tempfile.mkdtemp(prefix="writer_overhead_"))
+    directory = scratch_directory("writer_overhead_")
 
     def silent() -> None:
         for state in stepper.rollout(initial, forcings):

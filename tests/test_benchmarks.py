@@ -2,8 +2,10 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,14 @@ LOW_MODES = {f"{degree},{order}" for degree in (1, 2, 3) for order in range(degr
 
 
 def quick_records(name: str, *options: str) -> list[dict]:
-    """The JSON records of ``python -m benchmarks NAME --quick OPTIONS``, checked for form."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", name, "--quick", *options],
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
+    """The JSON records of ``python -m benchmarks NAME --quick OPTIONS``, checked for form; the run leaves no
+    temporary file behind."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks", name, "--quick", *options],
+            capture_output=True, text=True, check=True, timeout=300, env=os.environ | {"TMPDIR": scratch},
+        )  # fmt: skip
+        assert not list(Path(scratch).iterdir()), f"{name} left {sorted(Path(scratch).iterdir())}"
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records, result.stderr
     for record in records:
