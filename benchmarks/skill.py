@@ -44,7 +44,8 @@ Figures:
   (the band and both shares in the config, each also split off for the zonal means' day-to-day
   departures, ``variability_share``): a band can pass on a zonal-mean flow the truth lacks, or on
   mean jets too strong for jets too steady;
-* the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`),
+* the truth climate is 64 independent years of the world (:mod:`benchmarks.world_climate`; where not cached,
+  simulated in a thread beside the forecasts and the rollout, whose marks wait for it),
   and ``energy_truth_floor``, ``spectrum_error_truth_floor``,
   ``bands_within_tolerance_truth_floor`` (and their ``_decade`` forms) are the medians
   of the same figures for windows of the truth as long as the rollout's (its members
@@ -60,7 +61,9 @@ Figures:
 from __future__ import annotations
 
 import time
+from collections import defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,7 +270,7 @@ def truth_climate(checkpoint: Checkpoint, quick: bool) -> Climate:
     if quick:
         world = config.world.model_copy(update={"spinup_days": 3})
         return world_climate(world, diagnostics, 2, scratch_directory("climate_") / "climate.nc", days=4)
-    note(f"truth climate: {TRUTH_YEARS} independent years (about 35 minutes on two cores unless cached)")
+    note(f"truth climate: {TRUTH_YEARS} independent years (unless cached: about 35 minutes of two cores)")
     return world_climate(config.world, diagnostics, TRUTH_YEARS, Path(config.data.store).parent / "world_climate.nc")
 
 
@@ -411,11 +414,173 @@ def long_rollout(
             yield step, normalizer.denormalize(state.cpu())
 
 
+@dataclass(frozen=True)
+class Window:
+    """The rollout's daily diagnostics over the ``days`` days up to a mark, kept until the truth climate scores them."""
+
+    suffix: str  # "" (a year or less) or "_decade"
+    mark: str  # "1y", "10y", ... or "end"
+    step: int
+    days: int
+    bands: torch.Tensor  # (quantity, band) mean power
+    zonal: torch.Tensor  # (day, member, channel, lat) daily zonal means
+    powers: torch.Tensor  # mean slow-manifold powers
+    modes: torch.Tensor  # mean planetary-mode powers
+    tilt_wave: torch.Tensor  # mean of the tilt and order-1 wave products
+
+    @property
+    def label(self) -> str:
+        return f"{self.suffix.strip('_')} {self.mark}".strip()
+
+    @property
+    def figures(self) -> str:
+        return f"{self.suffix}_{self.mark}"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The truth climate with its mean kinetic energy, ``(quantity, band)`` power and zonal-mean band power."""
+
+    climate: Climate
+    energy: float
+    bands: torch.Tensor
+    zonal: ZonalPower
+
+
+class RolloutScores:
+    """The long rollout's figures, day by day. The truth climate may still be simulated beside the rollout: each
+    mark's window is kept until it is there, then scored; the held-out truth's days give the slow manifold's
+    shares, the planetary modes and the tilt's coherence."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        controls: StepperConfig,
+        climate: Future[Climate],
+        truth_days: torch.Tensor,
+        years: float,
+        members: int,
+        bench: str,
+        device: torch.device,
+    ) -> None:
+        world = load_config(ROOT / "configs" / "world_heldout.yaml").world
+        assert world is not None
+        self.diagnostics = Diagnostics(checkpoint.grid, checkpoint.prognostic)
+        self.channels = checkpoint.prognostic
+        self.manifold = SlowManifold(world.physics, checkpoint.prognostic)
+        self.modes = PlanetaryModes(checkpoint.grid, checkpoint.prognostic)
+        self.truth_shares = SlowManifold.shares(self.manifold.powers(truth_days))
+        self.truth_modes = self.modes.powers(truth_days)
+        self.truth_coherence = round(coherence(self.modes.tilt_wave(truth_days)), 3)
+        self.climate: Future[Climate] = climate
+        self.truth: Truth | None = None
+        self.steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
+        days = YEAR_DAYS if years >= 1 else max(1, self.steps // STEPS_PER_DAY // 2)
+        self.windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
+        self.marks = {round(year * YEAR_DAYS * STEPS_PER_DAY): f"{year}y" for year in MARK_YEARS if year <= years}
+        self.marks.setdefault(self.steps - self.steps % STEPS_PER_DAY, "end")
+        self.members = members
+        self.config: dict[str, object] = {"years": years, "members": members, "controls": describe_controls(controls)}
+        self.bench, self.device = bench, device
+        kept = max(self.windows.values())
+        self.energy: deque[float] = deque(maxlen=kept)
+        self.daily: defaultdict[str, deque[torch.Tensor]] = defaultdict(lambda: deque(maxlen=kept))
+        self.annual: list[float] = []
+        self.pending: list[Window] = []
+
+    def add(self, step: int, state: torch.Tensor) -> None:
+        """A day's physical ``state``, after ``step`` steps: its diagnostics, the windows it ends, its year."""
+        self.energy.append(float(self.diagnostics.energy(state).mean()))
+        day = {
+            "bands": self.diagnostics.bands(state).mean(dim=0),
+            "zonal": state.mean(dim=-1).cpu(),
+            "powers": self.manifold.powers(state),
+            "modes": self.modes.powers(state),
+            "tilt_wave": self.modes.tilt_wave(state),
+        }
+        for name, value in day.items():
+            self.daily[name].append(value)
+        if step in self.marks:
+            for suffix, days in self.windows.items():
+                if len(self.energy) >= days:
+                    self.pending.append(self._window(suffix, self.marks[step], step, days))
+        if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
+            self.annual.append(float(np.mean(list(self.energy)[-YEAR_DAYS:])))
+            note(f"year {len(self.annual)}: mean kinetic energy {self.annual[-1]:.1f}")
+        if self.climate.done():
+            self._score_pending()
+
+    def finish(self, reached: int, seconds: float) -> None:
+        """The windows still waiting (for the truth climate, if need be), then the drift and the speed."""
+        truth = self._score_pending()
+        config = self.config | {"truth_years": truth.climate.years}
+        bench, device = self.bench, self.device
+        emit(bench, "steps_to_nonfinite", float(max(reached, 1)), config | {"rollout_steps": self.steps}, device)
+        for suffix, window in self.windows.items():
+            drift = float(np.mean(list(self.energy)[-window:])) / truth.energy - 1.0
+            emit(bench, f"energy_drift{suffix}", drift, config | {"days": min(window, len(self.energy))}, device)
+        if len(self.annual) > 1:
+            drifts = np.abs(np.asarray(self.annual) / truth.energy - 1.0)
+            at = config | {"years_reached": len(self.annual)}
+            emit(bench, "energy_drift_median_year", float(np.median(drifts)), at, device)
+            worst = at | {"year": int(drifts.argmax()) + 1}
+            emit(bench, "energy_drift_worst_year", float(drifts.max()), worst, device)
+        sypd = reached / (STEPS_PER_DAY * YEAR_DAYS) / (seconds / 86_400)
+        emit(bench, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, device)
+        if self.members > 1:
+            emit(bench, "sypd_all_members", sypd * self.members, config, device)
+
+    def _window(self, suffix: str, mark: str, step: int, days: int) -> Window:
+        last = {name: torch.stack(list(values)[-days:]) for name, values in self.daily.items()}
+        means = {name: values.mean(dim=0) for name, values in last.items() if name != "zonal"}
+        return Window(suffix, mark, step, days, zonal=last["zonal"], **means)
+
+    def _score_pending(self) -> Truth:
+        truth = self.truth or self._truth()
+        for window in self.pending:
+            self._score(window, truth)
+        self.pending.clear()
+        return truth
+
+    def _truth(self) -> Truth:
+        """The truth climate (waiting for it), noted, with its floors for windows as long as the rollout's."""
+        climate = self.climate.result()
+        energy, bands = climate.mean()
+        note(f"truth climate: mean kinetic energy {energy:.1f}")
+        zonal = ZonalPower.of(self.diagnostics, climate.zonal[:, ::TRUTH_ZONAL_EVERY_DAYS].flatten(0, 1))
+        for suffix, window in self.windows.items():
+            member_years = self.members * max(1, window // YEAR_DAYS)
+            truth_floor(climate, self.channels, member_years, suffix, self.bench, self.device)
+        self.truth = Truth(climate, energy, bands, zonal)
+        return self.truth
+
+    def _score(self, window: Window, truth: Truth) -> None:
+        bench, device, label, figures = self.bench, self.device, window.label, window.figures
+        at = self.config | {"truth_years": truth.climate.years, "step": window.step, "days": window.days}
+        emit(bench, f"spectrum_error{figures}", band_error(window.bands, truth.bands, label), at, device)
+        tolerance = {"tolerance": BAND_TOLERANCE, "bands": window.bands.numel()}
+        within = bands_within(window.bands, truth.bands)
+        emit(bench, f"bands_within_tolerance{figures}", within, at | tolerance, device)
+        zonal_scores(window.zonal, truth.climate, self.channels, figures, at, bench, device)
+        zonal_power = ZonalPower.of(self.diagnostics, window.zonal.flatten(0, 1))
+        band_power = self.diagnostics.band_power
+        gap, where = zonal_band_gap(zonal_power, truth.zonal, truth.bands, band_power, label)
+        emit(bench, f"zonal_band_gap{figures}", gap, at | where, device)
+        shares = manifold_shares(window.powers, self.truth_shares, label)
+        for name, share, reference in zip(SHARES, shares, self.truth_shares, strict=True):
+            truth_share = {"truth": round(float(reference.max()), 4)}
+            emit(bench, f"{name.replace(' ', '_')}{figures}", float(share.max()), at | truth_share, device)
+        for name, (factor, worst) in planetary_factors(window.modes, self.truth_modes, self.modes, label).items():
+            emit(bench, f"{name}{figures}", factor, at | {"worst": worst}, device)
+        tilt = {"truth": self.truth_coherence}
+        emit(bench, f"tilt_wave_coherence{figures}", coherence(window.tilt_wave), at | tilt, device)
+
+
 def controlled_rollout(
     checkpoint: Checkpoint,
     controls: StepperConfig,
     initial_store: str,
-    climate: Climate,
+    climate: Future[Climate],
     years: float,
     device: torch.device,
     bench: str = BENCH,
@@ -426,97 +591,22 @@ def controlled_rollout(
     ``members`` rollouts run as one batch, each with its own stochastic forcing, from
     states of the store spread over its record (the first is the store's first
     state); their diagnostics are averaged, so a window holds ``members`` times the
-    samples of one rollout.
+    samples of one rollout. The rollout does not wait for the truth ``climate``: what
+    it scores waits (:class:`RolloutScores`).
     """
-    diagnostics = Diagnostics(checkpoint.grid, checkpoint.prognostic)
-    truth_energy, truth_bands = climate.mean()
     store = ZarrSource(initial_store, checkpoint.prognostic)
     initial = torch.from_numpy(store.read(np.arange(members) * (len(store) // members)))
-    world = load_config(ROOT / "configs" / "world_heldout.yaml").world
-    assert world is not None
-    manifold = SlowManifold(world.physics, checkpoint.prognostic)
     truth_days = torch.from_numpy(store.read(np.arange(0, len(store), STEPS_PER_DAY * TRUTH_MANIFOLD_EVERY_DAYS)))
-    truth_shares = SlowManifold.shares(manifold.powers(truth_days))
-    modes = PlanetaryModes(checkpoint.grid, checkpoint.prognostic)
-    truth_modes = modes.powers(truth_days)
-    truth_coherence = round(coherence(modes.tilt_wave(truth_days)), 3)
-    truth_zonal = ZonalPower.of(diagnostics, climate.zonal[:, ::TRUTH_ZONAL_EVERY_DAYS].flatten(0, 1))
-    steps = round(years * YEAR_DAYS * STEPS_PER_DAY)
-    days = YEAR_DAYS if years >= 1 else max(1, steps // STEPS_PER_DAY // 2)
-    windows = {"": days, "_decade": DECADE_YEARS * YEAR_DAYS} if years >= DECADE_YEARS else {"": days}
-    marks = {round(year * YEAR_DAYS * STEPS_PER_DAY): f"{year}y" for year in MARK_YEARS if year <= years}
-    marks.setdefault(steps - steps % STEPS_PER_DAY, "end")
-    config = {"years": years, "members": members, "truth_years": climate.years, "controls": describe_controls(controls)}
-    for suffix, window in windows.items():
-        truth_floor(climate, checkpoint.prognostic, members * max(1, window // YEAR_DAYS), suffix, bench, device)
-    kept = max(windows.values())
-    energy: list[float] = []
-    annual: list[float] = []
-    bands: list[torch.Tensor] = []
-    zonal: list[torch.Tensor] = []
-    powers: list[torch.Tensor] = []
-    mode_powers: list[torch.Tensor] = []
-    tilt_wave: list[torch.Tensor] = []
+    rollout_scores = RolloutScores(checkpoint, controls, climate, truth_days, years, members, bench, device)
     reached, start = 0, time.perf_counter()
     try:
         for step, state in long_rollout(checkpoint, controls, initial, years, device):
             reached = step
-            energy = [*energy[1 - kept :], float(diagnostics.energy(state).mean())]
-            bands = [*bands[1 - kept :], diagnostics.bands(state).mean(dim=0)]
-            zonal = [*zonal[1 - kept :], state.mean(dim=-1).cpu()]
-            powers = [*powers[1 - kept :], manifold.powers(state)]
-            mode_powers = [*mode_powers[1 - kept :], modes.powers(state)]
-            tilt_wave = [*tilt_wave[1 - kept :], modes.tilt_wave(state)]
-            for suffix, window in windows.items():
-                if step in marks and len(bands) >= window:
-                    label = f"{suffix.strip('_')} {marks[step]}".strip()
-                    window_bands = torch.stack(bands[-window:]).mean(dim=0)
-                    error = band_error(window_bands, truth_bands, label)
-                    at = config | {"step": step, "days": window}
-                    emit(bench, f"spectrum_error{suffix}_{marks[step]}", error, at, device)
-                    within = bands_within(window_bands, truth_bands)
-                    tolerance = {"tolerance": BAND_TOLERANCE, "bands": window_bands.numel()}
-                    emit(bench, f"bands_within_tolerance{suffix}_{marks[step]}", within, at | tolerance, device)
-                    window_zonal, figures = torch.stack(zonal[-window:]), f"{suffix}_{marks[step]}"
-                    zonal_scores(window_zonal, climate, checkpoint.prognostic, figures, at, bench, device)
-                    zonal_power = ZonalPower.of(diagnostics, window_zonal.flatten(0, 1))
-                    gap, where = zonal_band_gap(zonal_power, truth_zonal, truth_bands, diagnostics.band_power, label)
-                    emit(bench, f"zonal_band_gap{figures}", gap, at | where, device)
-                    shares = manifold_shares(torch.stack(powers[-window:]).mean(dim=0), truth_shares, label)
-                    for name, share, reference in zip(SHARES, shares, truth_shares, strict=True):
-                        figure, truth = f"{name.replace(' ', '_')}{suffix}_{marks[step]}", float(reference.max())
-                        emit(bench, figure, float(share.max()), at | {"truth": round(truth, 4)}, device)
-                    window_modes = torch.stack(mode_powers[-window:]).mean(dim=0)
-                    for name, (factor, worst) in planetary_factors(window_modes, truth_modes, modes, label).items():
-                        emit(bench, f"{name}{suffix}_{marks[step]}", factor, at | {"worst": worst}, device)
-                    window_coherence = coherence(torch.stack(tilt_wave[-window:]).mean(dim=0))
-                    emit(
-                        bench,
-                        f"tilt_wave_coherence{figures}",
-                        window_coherence,
-                        at | {"truth": truth_coherence},
-                        device,
-                    )
-            if step % (STEPS_PER_DAY * YEAR_DAYS) == 0:
-                annual.append(float(np.mean(energy[-YEAR_DAYS:])))
-                note(f"year {len(annual)}: mean kinetic energy {annual[-1]:.1f} (truth climate {truth_energy:.1f})")
+            rollout_scores.add(step, state)
     except DivergenceError as error:
         reached = error.step
         note(f"every control on: {error}")
-    seconds = time.perf_counter() - start
-    emit(bench, "steps_to_nonfinite", float(max(reached, 1)), config | {"rollout_steps": steps}, device)
-    for suffix, window in windows.items():
-        drift = float(np.mean(energy[-window:])) / truth_energy - 1.0
-        emit(bench, f"energy_drift{suffix}", drift, config | {"days": min(window, len(energy))}, device)
-    if len(annual) > 1:
-        drifts = np.abs(np.asarray(annual) / truth_energy - 1.0)
-        at = config | {"years_reached": len(annual)}
-        emit(bench, "energy_drift_median_year", float(np.median(drifts)), at, device)
-        emit(bench, "energy_drift_worst_year", float(drifts.max()), at | {"year": int(drifts.argmax()) + 1}, device)
-    sypd = reached / (STEPS_PER_DAY * YEAR_DAYS) / (seconds / 86_400)
-    emit(bench, "sypd", sypd, config | {"seconds_per_step": seconds / max(reached, 1)}, device)
-    if members > 1:
-        emit(bench, "sypd_all_members", sypd * members, config, device)
+    rollout_scores.finish(reached, time.perf_counter() - start)
 
 
 def controls_off(checkpoint: Checkpoint, controls: StepperConfig, setting: Setting) -> None:
@@ -565,8 +655,9 @@ def run(
         device=device,
     )
     note(f"checkpoint {path}; truth {truth}; controls {describe_controls(config.stepper)}")
-    scores(loaded, config.stepper.model_copy(update={"stochastic_forcing": None}), setting)
-    climate = truth_climate(loaded, quick)
-    controls = config.climate_stepper(loaded.config)
-    controlled_rollout(loaded, controls, setting.truth, climate, setting.years, device)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        climate = beside.submit(truth_climate, loaded, quick)
+        scores(loaded, config.stepper.model_copy(update={"stochastic_forcing": None}), setting)
+        controls = config.climate_stepper(loaded.config)
+        controlled_rollout(loaded, controls, setting.truth, climate, setting.years, device)
     controls_off(loaded, controls, setting)

@@ -6,13 +6,26 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from benchmarks.__main__ import BENCHMARKS
+from benchmarks.skill import (
+    STEPS_PER_DAY,
+    YEAR_DAYS,
+    RolloutScores,
+    truth_climate,
+    truth_store,
+    world_checkpoint,
+)
+from emulator.config import StepperConfig
+from emulator.data.source import ZarrSource
 from emulator.grid import Grid
 from tests.conftest import CHANNELS
 
@@ -120,3 +133,34 @@ def test_skill_scores_deterministic_forecasts_and_runs_its_long_rollouts_with_a_
     assert scored(plain) and scored(forced) == scored(plain)
     controls = json.loads(next(r for r in forced if r["figure"] == "steps_to_nonfinite")["config"]["controls"])
     assert controls["stochastic_forcing"]["balanced_geopotential"] == 0.4
+
+
+def test_the_long_rollout_s_marks_wait_for_a_truth_climate_still_being_simulated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, _, loaded = world_checkpoint(None)
+    store = truth_store(quick=True)
+    days = torch.from_numpy(ZarrSource(store, loaded.prognostic).read(np.arange(8)))
+    climate = truth_climate(loaded, quick=True)
+
+    def lines(simulated: Future) -> list[str]:
+        """What scoring ``days`` as an 8-day rollout prints: before, then after, the climate is there."""
+        scores = RolloutScores(loaded, StepperConfig(), simulated, days, 8 / YEAR_DAYS, 1, "skill", torch.device("cpu"))
+        capsys.readouterr()
+        for day, state in enumerate(days, start=1):
+            scores.add(STEPS_PER_DAY * day, state[None])
+        before = capsys.readouterr().out.splitlines()
+        if not simulated.done():
+            simulated.set_result(climate)
+        scores.finish(STEPS_PER_DAY * len(days), 1.0)
+        return [*before, "|", *sorted(capsys.readouterr().out.splitlines())]
+
+    ready: Future = Future()
+    ready.set_result(climate)
+    simulating: Future = Future()
+    stuck = threading.Timer(60, simulating.set_result, [climate])  # a rollout that waited fails here, not hangs
+    stuck.start()
+    waited, at_once = lines(simulating), lines(ready)
+    stuck.cancel()
+    assert waited[0] == "|" and any('"spectrum_error_end"' in line for line in at_once[: at_once.index("|")])
+    assert sorted(waited[1:]) == sorted(line for line in at_once if line != "|")
