@@ -1,5 +1,8 @@
 """The built-in world: reproducible, in the reanalysis layout, physically sane."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,8 @@ from emulator.errors import EmulatorError
 from emulator.world.shallow_water import ForcedShallowWater
 from emulator.world.store import write_world_store
 from tests.conftest import TINY_PHYSICS, TINY_WORLD
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_store_has_reanalysis_layout(world_store: Path) -> None:
@@ -37,6 +42,16 @@ def test_same_seed_same_store_other_seed_differs(world_store: Path, tmp_path: Pa
     reference = xr.open_zarr(world_store).load()
     xr.testing.assert_identical(reference, xr.open_zarr(again).load())
     assert not np.array_equal(reference.u_component_of_wind.values, xr.open_zarr(other).u_component_of_wind.values)
+
+
+def test_a_cpu_with_other_instruction_sets_writes_the_same_store(world_store: Path, tmp_path: Path) -> None:
+    """oneMKL held to SSE4.2 and torch to AVX2, as on an older CPU, give this CPU's store to the bit."""
+    older_cpu = {**os.environ, "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "avx2"}
+    write = "import sys; from emulator.world.store import write_world_store; from tests.conftest import TINY_WORLD; "
+    write += "write_world_store(TINY_WORLD, sys.argv[1])"
+    other = tmp_path / "older_cpu.zarr"
+    subprocess.run([sys.executable, "-c", write, str(other)], env=older_cpu, check=True, cwd=ROOT)
+    xr.testing.assert_identical(xr.open_zarr(world_store).load(), xr.open_zarr(other).load())
 
 
 def test_stepping_in_pieces_equals_stepping_at_once() -> None:

@@ -3,7 +3,8 @@
 The record goes to the store's root group (``time, level, latitude, longitude``,
 latitude ascending as WeatherBench2 publishes ERA5); the spin-up, daily, to the
 ``spinup`` group, so that it is kept but never mistaken for the record. The store
-is written under a temporary name and renamed on success.
+is written under a temporary name and renamed on success, by a process whose
+arithmetic is the same on every x86-64 CPU (:mod:`emulator.world.portable`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from emulator import __version__
 from emulator.config import WorldConfig
 from emulator.errors import EmulatorError
+from emulator.world.portable import portable_worker
 from emulator.world.shallow_water import ForcedShallowWater
 
 LEVEL_HPA = 250
@@ -100,11 +102,20 @@ def write_world_store(config: WorldConfig, path: str | Path, overwrite: bool = F
 
     The spin-up (daily samples, the last one interval before ``config.start``) goes to
     the ``spinup`` group, the record (every ``output_interval_hours`` from
-    ``config.start``) to the root group.
+    ``config.start``) to the root group. The world is simulated in a
+    :func:`~emulator.world.portable.portable_worker`, so that a config gives the same
+    store on every x86-64 CPU.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise EmulatorError(f"{path}: store exists already (pass --overwrite to replace it)")
+    with portable_worker() as worker:
+        worker.submit(_simulate_store, config, path).result()
+    return path
+
+
+def _simulate_store(config: WorldConfig, path: Path) -> None:
+    """:func:`write_world_store`'s work, in its worker: written under a temporary name, renamed on success."""
     temporary = path.with_name(path.name + ".partial")
     shutil.rmtree(temporary, ignore_errors=True)
     world = ForcedShallowWater(config.physics, seed=config.seed)
@@ -131,4 +142,3 @@ def write_world_store(config: WorldConfig, path: str | Path, overwrite: bool = F
     if path.exists():
         shutil.rmtree(path)
     temporary.rename(path)
-    return path
