@@ -6,8 +6,8 @@ built-in world is chaotic, so that last-bit difference grows into another weathe
 weeks, and a store simulated on one CPU gives other scores than one simulated on
 another. oneMKL's conditional numerical reproducibility mode ``COMPATIBLE`` runs one
 path on every x86-64 CPU, Intel's or AMD's. It has to be chosen before oneMKL's first
-call and then holds for the whole process, and it slows the network's CPU step about
-1.5x (the solver not at all), so the world is simulated in a process of its own that
+call and then holds for the whole process, and it slows the network's CPU step
+1.5-1.9x (the solver not at all), so the world is simulated in a process of its own that
 chooses it: ``MKL_CBWR`` is set there unless the caller's environment sets it already.
 torch's own CPU kernels give the same bits with AVX2 and AVX-512, and the world the same
 with 1 to 8 threads; ARM CPUs run other kernels and simulate another realisation of the
